@@ -142,6 +142,7 @@ class Identify(_Frame, tag="identify", kw_only=True):
     ollama_url: Annotated[str, Meta(max_length=512)] | None = None
     models: Annotated[list[ShortText], Meta(max_length=256)] = []
     resume: Annotated[list[ResumeEntry], Meta(max_length=64)] = []
+    concurrency: Annotated[int, Meta(ge=1, le=64)] = 1
 
 
 class Ping(_Frame, tag="ping", kw_only=True):

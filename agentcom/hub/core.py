@@ -1,0 +1,601 @@
+"""The hub's task state machine, without any I/O but the store.
+
+Every change of a task goes through a method here; each writes the store first (so a
+crash loses nothing that was acknowledged), updates the in-memory view, publishes a
+delta, and sends frames to sidecars through the ``send`` callables they registered.
+Tornado handlers (``agentcom.hub.handlers``) only decode frames and call in.
+
+Lifecycle: queued -> assigned -> working -> completed; failed execution -> queued again
+(retry) or dead_letter when attempts are used up, or failed when the sidecar says the
+failure is not retryable; cancelled from any open state. Every assignment and every
+reclaim bumps ``generation``; every assignment counts one attempt.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Callable, Protocol
+
+import msgspec
+
+from agentcom.config import AgentCom
+from agentcom.errors import InvalidState, NotFound, StaleGeneration, ValidationFailed
+from agentcom.hub.agents import Agent, placeholder
+from agentcom.hub.pubsub import PubSub
+from agentcom.hub.ready import ReadyQueue
+from agentcom.protocol import messages as m
+from agentcom.protocol.api import TaskSubmission
+from agentcom.store.db import transaction
+from agentcom.store.tasks import ALL_STATES, NANO, Task, TaskStore, nano_to_usd, usd_to_nano
+
+log = logging.getLogger(__name__)
+
+PRIORITY_INDEX = {name: i for i, name in enumerate(m.PRIORITIES)}
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Wait:
+    """The router's answer when a task cannot be routed yet: try again at ``until`` (ms)."""
+
+    until: int
+    reason: str
+
+
+class Router(Protocol):
+    """Chooses a routing decision and an agent for a ready task (``agentcom.routing``)."""
+
+    def classify(self, submission: TaskSubmission) -> dict[str, Any]: ...
+
+    def route(self, task: Task, agents: list[Agent], now: int) -> tuple[dict[str, Any], Agent] | Wait | None: ...
+
+    def record(self, decision: dict[str, Any]) -> None: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+
+class HubCore:
+    def __init__(self, settings: AgentCom, store: TaskStore, router: Router, *,
+                 clock: Callable[[], int] = now_ms, call_later: Callable[[float, Callable[[], None]], Any] | None = None,
+                 pubsub: PubSub | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.router = router
+        self.clock = clock
+        self.pubsub = pubsub or PubSub()
+        self._call_later = call_later
+        self.tasks: dict[str, Task] = {}          # open tasks only
+        self.agents: dict[str, Agent] = {}
+        self.ready = ReadyQueue(self._is_ready)
+        self._waiting_on: dict[str, set[str]] = collections.defaultdict(set)  # dependency -> dependents
+        self._parked: dict[str, int] = {}          # task_id -> retry routing at (ms)
+        self.counts: dict[str, int] = store.counts()
+        self.totals_nano = self._load_totals()
+        self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=settings.snapshot_recent)
+        self.started_at = clock()
+        self._load()
+
+    # ------------------------------------------------------------------ start-up
+
+    def _load_totals(self) -> dict[str, int]:
+        row = self.store.conn.execute(
+            "SELECT coalesce(sum(cost_nusd),0), coalesce(sum(equivalent_claude_cost_nusd),0), "
+            "coalesce(sum(CASE WHEN cost_nusd IS NOT NULL AND equivalent_claude_cost_nusd IS NOT NULL "
+            "THEN equivalent_claude_cost_nusd - cost_nusd ELSE 0 END),0), coalesce(sum(tokens_in),0), "
+            "coalesce(sum(tokens_out),0) FROM executions"
+        ).fetchone()
+        return dict(zip(("cost", "equivalent", "savings", "tokens_in", "tokens_out"), map(int, row)))
+
+    def _load(self) -> None:
+        """Rebuild the in-memory queue from the store after a (re)start."""
+        now = self.clock()
+        for task in self.store.load_open():
+            self.tasks[task.task_id] = task
+            if task.status == "queued":
+                self._enqueue(task)
+            elif task.assigned_to:
+                agent = self.agents.get(task.assigned_to) or placeholder(task.assigned_to, now)
+                self.agents[agent.agent_id] = agent
+                agent.tasks[task.task_id] = task.status
+        rows = self.store.conn.execute(
+            "SELECT e.*, t.description FROM executions e JOIN tasks t USING(task_id) ORDER BY e.id DESC LIMIT ?",
+            (self.settings.snapshot_recent,),
+        ).fetchall()
+        for row in reversed(rows):
+            task = self.store.get(row["task_id"])
+            if task is not None:
+                self.recent.append(self._completion(task, row["agent_id"], row["execution_ms"], row["completed_at"]))
+
+    # ------------------------------------------------------------------ submit / cancel / retry
+
+    def submit(self, sub: TaskSubmission) -> Task:
+        metadata = dict(sub.metadata)
+        self._check_metadata(metadata)
+        missing = [d for d in sub.depends_on if d not in self.tasks and self.store.get(d) is None]
+        if missing:
+            raise ValidationFailed(
+                f"depends_on names unknown task(s): {', '.join(missing)}",
+                [{"field": "depends_on", "error": f"unknown task id {d!r}"} for d in missing],
+            )
+        now = self.clock()
+        task = Task(
+            task_id=f"task-{secrets.token_hex(8)}",
+            description=sub.description,
+            priority=PRIORITY_INDEX[sub.priority],
+            status="queued",
+            max_attempts=sub.max_attempts or self.settings.max_attempts,
+            created_at=now,
+            updated_at=now,
+            complexity=self.router.classify(sub),
+            metadata=metadata,
+            file_hints=[msgspec.to_builtins(h) for h in sub.file_hints],
+            success_criteria=list(sub.success_criteria),
+            verification_steps=[msgspec.to_builtins(s) for s in sub.verification_steps],
+            needed_capabilities=sorted(set(sub.needed_capabilities)),
+            depends_on=list(dict.fromkeys(sub.depends_on)),
+            assign_to=sub.assign_to or (metadata.get("assign_to") if isinstance(metadata.get("assign_to"), str) else None),
+        )
+        self.store.insert(task, ("submitted", None, {"priority": sub.priority, "tier": task.tier}))
+        self.tasks[task.task_id] = task
+        self._count(None, "queued")
+        self._enqueue(task)
+        self._publish_task(task)
+        return task
+
+    @staticmethod
+    def _check_metadata(metadata: dict[str, Any]) -> None:
+        checks = {"shell_command": str, "timeout_ms": int, "shell": bool, "max_tokens": int}
+        errors = []
+        for key, kind in checks.items():
+            if key in metadata and (not isinstance(metadata[key], kind) or isinstance(metadata[key], bool) != (kind is bool)):
+                errors.append({"field": f"metadata.{key}", "error": f"expected {kind.__name__}, got {type(metadata[key]).__name__}"})
+        if isinstance(metadata.get("timeout_ms"), int) and not 1 <= metadata["timeout_ms"] <= 86_400_000:
+            errors.append({"field": "metadata.timeout_ms", "error": "must be between 1 and 86400000"})
+        if isinstance(metadata.get("shell_command"), str) and not metadata["shell_command"].strip():
+            errors.append({"field": "metadata.shell_command", "error": "must not be empty"})
+        if errors:
+            raise ValidationFailed("; ".join(f"{e['field']}: {e['error']}" for e in errors), errors)
+
+    def cancel(self, task_id: str) -> Task:
+        task = self.tasks.get(task_id)
+        if task is None:
+            stored = self.store.get(task_id)
+            if stored is None:
+                raise NotFound(f"no task {task_id!r}", task_id=task_id)
+            raise InvalidState(f"task {task_id} is already {stored.status}", task_id=task_id)
+        agent = self.agents.get(task.assigned_to) if task.assigned_to else None
+        old = task.status
+        self._finish(task, "cancelled", "cancelled", agent_id=task.assigned_to)
+        self._count(old, "cancelled")
+        if agent is not None:
+            agent.send(m.TaskCancelled(task_id=task.task_id, generation=task.generation))
+            self._release(agent, task.task_id)
+        self._publish_task(task)
+        self.schedule()
+        return task
+
+    def retry(self, task_id: str) -> Task:
+        if task_id in self.tasks:
+            raise InvalidState(f"task {task_id} is still {self.tasks[task_id].status}; only finished tasks can be retried",
+                               task_id=task_id)
+        task = self.store.get(task_id)
+        if task is None:
+            raise NotFound(f"no task {task_id!r}", task_id=task_id)
+        if task.status == "completed":
+            raise InvalidState(f"task {task_id} completed; submit a new task to run it again", task_id=task_id)
+        old = task.status
+        task.status, task.attempts, task.assigned_to, task.completed_at = "queued", 0, None, None
+        task.generation += 1
+        task.updated_at = self.clock()
+        self.store.save(task, "retried", None, {"from": old})
+        self.tasks[task.task_id] = task
+        self._count(old, "queued")
+        self._enqueue(task)
+        self._publish_task(task)
+        self.schedule()
+        return task
+
+    # ------------------------------------------------------------------ sidecar connections
+
+    def connect(self, hello: m.Identify, send: Callable[[msgspec.Struct], None],
+                close: Callable[[int, str], None]) -> Agent:
+        """Register an identified sidecar; answers ``identified`` and its resume entries."""
+        now = self.clock()
+        previous = self.agents.get(hello.agent_id)
+        if previous is not None and previous.online:
+            previous.close(1000, "replaced by a new connection of the same agent")
+        agent = Agent(
+            agent_id=hello.agent_id, name=hello.name, capabilities=frozenset(hello.capabilities),
+            ollama_url=hello.ollama_url, models=list(hello.models),
+            concurrency=max(1, min(64, int(getattr(hello, "concurrency", 1) or 1))),
+            connected_at=now, last_seen=now, send=send, close=close,
+            last_assigned_at=previous.last_assigned_at if previous else 0,
+        )
+        self.agents[agent.agent_id] = agent
+        send(m.Identified(agent_id=agent.agent_id, heartbeat_ms=self.settings.heartbeat_ms,
+                          lease_ms=self.settings.lease_ms))
+        resumed = {r.task_id: r.generation for r in hello.resume}
+        held = dict(previous.tasks) if previous else {}
+        for task_id, generation in resumed.items():
+            task = self.tasks.get(task_id)
+            if task is not None and task.assigned_to == agent.agent_id and task.generation == generation:
+                agent.tasks[task_id] = task.status
+                send(m.TaskContinue(task_id=task_id, generation=generation))
+            else:
+                send(m.TaskReassign(task_id=task_id))
+        for task_id in held:
+            if task_id not in agent.tasks and task_id in self.tasks:
+                self._reclaim(self.tasks[task_id], "sidecar reconnected without it")
+        self.pubsub.publish("agents", {"kind": "agent", "agent": agent.view()})
+        self.schedule()
+        return agent
+
+    def disconnect(self, agent: Agent) -> None:
+        """The socket closed: keep its tasks for ``lease_ms`` so it can resume them."""
+        if self.agents.get(agent.agent_id) is not agent:
+            return  # already replaced by a newer connection
+        agent.online = False
+        agent.last_seen = self.clock()
+        if not agent.tasks:
+            del self.agents[agent.agent_id]
+            self.pubsub.publish("agents", {"kind": "agent_left", "agent_id": agent.agent_id})
+        else:
+            self.pubsub.publish("agents", {"kind": "agent", "agent": agent.view()})
+
+    def touch(self, agent: Agent) -> None:
+        agent.last_seen = self.clock()
+
+    def sweep_leases(self) -> None:
+        """Reclaim the tasks of sidecars silent (or gone) for longer than ``lease_ms``."""
+        now = self.clock()
+        for agent in list(self.agents.values()):
+            if now - agent.last_seen <= self.settings.lease_ms:
+                continue
+            if agent.online:
+                agent.close(1001, "lease expired: no frame within lease_ms")
+                agent.online = False
+            for task_id in list(agent.tasks):
+                if task_id in self.tasks:
+                    self._reclaim(self.tasks[task_id], "lease expired")
+            agent.tasks.clear()
+            if self.agents.get(agent.agent_id) is agent:
+                del self.agents[agent.agent_id]
+                self.pubsub.publish("agents", {"kind": "agent_left", "agent_id": agent.agent_id})
+        for task_id, until in list(self._parked.items()):
+            if until <= now:
+                del self._parked[task_id]
+                task = self.tasks.get(task_id)
+                if task is not None and task.status == "queued":
+                    self._enqueue(task)
+        self.schedule()
+
+    # ------------------------------------------------------------------ sidecar frames
+
+    def _owned(self, agent: Agent, task_id: str, generation: int, frame: str) -> Task:
+        task = self.tasks.get(task_id)
+        if task is None:
+            stored = self.store.get(task_id)
+            if stored is None:
+                raise NotFound(f"{frame}: no task {task_id!r}", task_id=task_id)
+            if stored.generation != generation:
+                raise StaleGeneration(f"{frame}: task {task_id} is at generation {stored.generation}, not {generation}",
+                                      task_id=task_id)
+            raise InvalidState(f"{frame}: task {task_id} is already {stored.status}", task_id=task_id, status=stored.status)
+        if task.generation != generation:
+            raise StaleGeneration(f"{frame}: task {task_id} is at generation {task.generation}, not {generation}",
+                                  task_id=task_id)
+        if task.assigned_to != agent.agent_id or task.status not in ("assigned", "working"):
+            raise InvalidState(f"{frame}: task {task_id} is {task.status} and not assigned to {agent.agent_id}",
+                               task_id=task_id)
+        return task
+
+    def accepted(self, agent: Agent, f: m.TaskAccepted) -> None:
+        task = self._owned(agent, f.task_id, f.generation, "task_accepted")
+        if task.status == "assigned":
+            task.status, task.updated_at = "working", self.clock()
+            agent.tasks[task.task_id] = "working"
+            self.store.save(task, "accepted", agent.agent_id)
+            self._count("assigned", "working")
+            self._publish_task(task)
+        agent.send(m.TaskAck(task_id=task.task_id, status="accepted"))
+
+    def rejected(self, agent: Agent, f: m.TaskRejected) -> None:
+        task = self._owned(agent, f.task_id, f.generation, "task_rejected")
+        self._release(agent, task.task_id)
+        self._reclaim(task, f"rejected by {agent.agent_id}: {f.reason}", event="rejected")
+        self.schedule()
+
+    def progress(self, agent: Agent, f: m.TaskProgress) -> None:
+        task = self._owned(agent, f.task_id, f.generation, "task_progress")
+        event = f.execution_event
+        if event is not None and self.pubsub.has_listeners("execution"):
+            self.pubsub.publish("execution", {
+                "task_id": task.task_id, "generation": task.generation, "agent_id": agent.agent_id,
+                "event_type": event.event_type, "text": event.text, "tokens_so_far": event.tokens_so_far,
+                "model": event.model, "timestamp": event.timestamp, "seq": event.seq,
+            })
+        if f.progress is not None and self.pubsub.has_listeners("tasks"):
+            self.pubsub.publish("tasks", {"kind": "progress", "task_id": task.task_id, "progress": f.progress})
+
+    def complete(self, agent: Agent, f: m.TaskComplete) -> None:
+        task = self.tasks.get(f.task_id)
+        if task is None:
+            stored = self.store.get(f.task_id)
+            if stored is not None and stored.status == "completed" and stored.generation == f.generation:
+                agent.send(m.TaskAck(task_id=f.task_id, status="complete"))  # duplicate: acknowledged, ignored
+                return
+        task = self._owned(agent, f.task_id, f.generation, "task_complete")
+        if f.result.status != "success":
+            raise InvalidState("task_complete: result.status must be 'success'; report failures with task_failed",
+                               task_id=f.task_id)
+        result = msgspec.to_builtins(f.result)
+        old = task.status
+        task.result = result
+        with transaction(self.store.conn):
+            self._record_execution(task, agent.agent_id, f.result, None)
+            self._finish(task, "completed", "completed", agent_id=agent.agent_id,
+                         details={"model": f.result.model_used, "execution_ms": f.result.execution_ms})
+        self._count(old, "completed")
+        self._release(agent, task.task_id)
+        agent.send(m.TaskAck(task_id=task.task_id, status="complete"))
+        completion = self._completion(task, agent.agent_id, f.result.execution_ms, task.completed_at or 0)
+        self.recent.append(completion)
+        self._publish_task(task)
+        self.pubsub.publish("tasks", {"kind": "completion", "completion": completion})
+        self._release_dependents(task.task_id)
+        self.schedule()
+
+    def failed(self, agent: Agent, f: m.TaskFailed) -> None:
+        task = self._owned(agent, f.task_id, f.generation, "task_failed")
+        old = task.status
+        task.last_error = f.error
+        if f.result is not None:
+            task.result = msgspec.to_builtins(f.result)
+        exhausted = task.attempts >= task.max_attempts
+        with transaction(self.store.conn):
+            self._record_execution(task, agent.agent_id, f.result, f.error)
+            if f.retryable and not exhausted:
+                ack = "retried"
+                task.status, task.assigned_to, task.updated_at = "queued", None, self.clock()
+                task.generation += 1
+                self.store.save(task, "failed_retrying", agent.agent_id, {"error": f.error[:500]})
+            else:
+                ack = "dead_letter"
+                final = "dead_letter" if f.retryable else "failed"
+                self._finish(task, final, final, agent_id=agent.agent_id, details={"error": f.error[:500]})
+        self._release(agent, task.task_id)
+        if ack == "retried":
+            self._count(old, "queued")
+            self._enqueue(task)
+        else:
+            self._count(old, task.status)
+        agent.send(m.TaskAck(task_id=task.task_id, status=ack))
+        self._publish_task(task)
+        self.schedule()
+
+    # ------------------------------------------------------------------ scheduling
+
+    def schedule(self) -> int:
+        """Assign ready tasks to agents with free slots, best priority first. Returns how many."""
+        free = [a for a in self.agents.values() if a.free_slots > 0]
+        if not free or not len(self.ready):
+            return 0
+        assigned = 0
+        blocked: set[Any] = set()
+        now = self.clock()
+        while free:
+            heads = [h for h in self.ready.heads() if h[1] not in blocked]
+            if not heads:
+                break
+            _, key, task_id = min(heads, key=lambda h: h[0])
+            needs, pinned = key
+            eligible = [a for a in free if needs <= a.capabilities and (pinned is None or a.agent_id == pinned)]
+            if not eligible:
+                blocked.add(key)
+                continue
+            task = self.tasks[task_id]
+            choice = self.router.route(task, eligible, now)
+            if choice is None:
+                blocked.add(key)
+                continue
+            self.ready.pop(key)
+            if isinstance(choice, Wait):
+                self._park(task, choice)
+                continue
+            decision, agent = choice
+            self._assign(task, agent, decision, now)
+            assigned += 1
+            if agent.free_slots <= 0:
+                free.remove(agent)
+        return assigned
+
+    def _park(self, task: Task, wait: Wait) -> None:
+        self._parked[task.task_id] = wait.until
+        if self._call_later is not None:
+            self._call_later(max(0.0, (wait.until - self.clock()) / 1000), self.sweep_leases)
+
+    def _assign(self, task: Task, agent: Agent, decision: dict[str, Any], now: int) -> None:
+        task.generation += 1
+        task.attempts += 1
+        task.status, task.assigned_to, task.assigned_at, task.updated_at = "assigned", agent.agent_id, now, now
+        task.routing_decision = decision
+        self.store.save(task, "assigned", agent.agent_id, {"target": decision.get("target_type"),
+                                                          "model": decision.get("selected_model")})
+        agent.tasks[task.task_id] = "assigned"
+        agent.last_assigned_at = now
+        self.router.record(decision)
+        self._count("queued", "assigned")
+        agent.send(self.assign_frame(task))
+        self._publish_task(task)
+
+    def assign_frame(self, task: Task) -> m.TaskAssign:
+        return msgspec.convert({
+            "type": "task_assign", "task_id": task.task_id, "generation": task.generation,
+            "description": task.description, "priority": m.PRIORITIES[task.priority], "metadata": task.metadata,
+            "assigned_at": task.assigned_at, "file_hints": task.file_hints, "success_criteria": task.success_criteria,
+            "verification_steps": task.verification_steps, "complexity": task.complexity,
+            "routing_decision": task.routing_decision,
+        }, m.TaskAssign)
+
+    # ------------------------------------------------------------------ internals
+
+    def _is_ready(self, task_id: str) -> bool:
+        task = self.tasks.get(task_id)
+        return task is not None and task.status == "queued" and task_id not in self._parked
+
+    def _enqueue(self, task: Task) -> None:
+        unmet = [d for d in task.depends_on if self._dep_status(d) != "completed"]
+        if unmet:
+            for dep in unmet:
+                self._waiting_on[dep].add(task.task_id)
+            return
+        self.ready.push(task.task_id, task.priority, task.seq, frozenset(task.needed_capabilities), task.assign_to)
+
+    def _dep_status(self, task_id: str) -> str | None:
+        if task_id in self.tasks:
+            return self.tasks[task_id].status
+        return self.store.statuses([task_id]).get(task_id)
+
+    def _release_dependents(self, task_id: str) -> None:
+        for dependent in self._waiting_on.pop(task_id, ()):
+            task = self.tasks.get(dependent)
+            if task is not None and task.status == "queued":
+                self._enqueue(task)
+
+    def _reclaim(self, task: Task, reason: str, event: str = "reclaimed") -> None:
+        """Take a task back from its agent: requeue it, or dead-letter it when attempts are used up."""
+        old = task.status
+        agent_id = task.assigned_to
+        task.last_error = reason
+        if task.attempts >= task.max_attempts:
+            self._finish(task, "dead_letter", event, agent_id=agent_id, details={"reason": reason})
+            self._count(old, "dead_letter")
+        else:
+            task.status, task.assigned_to, task.updated_at = "queued", None, self.clock()
+            task.generation += 1
+            self.store.save(task, event, agent_id, {"reason": reason})
+            self._count(old, "queued")
+            self._enqueue(task)
+        agent = self.agents.get(agent_id) if agent_id else None
+        if agent is not None:
+            agent.tasks.pop(task.task_id, None)
+        self._publish_task(task)
+
+    def _finish(self, task: Task, status: str, event: str, *, agent_id: str | None,
+                details: dict[str, Any] | None = None) -> None:
+        now = self.clock()
+        task.status, task.updated_at, task.completed_at = status, now, now
+        self.store.save(task, event, agent_id, details)
+        self.tasks.pop(task.task_id, None)
+        self.ready.discard(task.task_id)
+        self._parked.pop(task.task_id, None)
+
+    def _release(self, agent: Agent, task_id: str) -> None:
+        agent.tasks.pop(task_id, None)
+        self.pubsub.publish("agents", {"kind": "agent", "agent": agent.view()})
+
+    def _count(self, old: str | None, new: str) -> None:
+        if old is not None:
+            self.counts[old] -= 1
+        self.counts[new] += 1
+
+    def _record_execution(self, task: Task, agent_id: str, result: m.ExecutionResult | None, error: str | None) -> None:
+        decision = task.routing_decision or {}
+        cost = usd_to_nano(result.estimated_cost_usd) if result else 0
+        eq = usd_to_nano(result.equivalent_claude_cost_usd) if result else None
+        row = {
+            "task_id": task.task_id, "generation": task.generation, "agent_id": agent_id, "tier": task.tier,
+            "target_type": decision.get("target_type"), "endpoint": decision.get("selected_endpoint"),
+            "model_used": result.model_used if result else decision.get("selected_model"),
+            "tokens_in": result.tokens_in if result else 0, "tokens_out": result.tokens_out if result else 0,
+            "cache_read_tokens": result.cache_read_tokens if result else 0,
+            "cache_write_tokens": result.cache_write_tokens if result else 0,
+            "cost_nusd": cost, "equivalent_claude_cost_nusd": eq,
+            "execution_ms": result.execution_ms if result else 0,
+            "status": "success" if error is None else "failed", "error": error,
+            "fallback_used": int(bool(decision.get("fallback_used"))), "completed_at": self.clock(),
+            "price_table": result.price_table if result else "none",
+        }
+        if self.store.record_execution(row):  # totals move exactly once per finished generation
+            t = self.totals_nano
+            t["cost"] += cost or 0
+            t["equivalent"] += eq or 0
+            if cost is not None and eq is not None:
+                t["savings"] += eq - cost
+            t["tokens_in"] += row["tokens_in"]
+            t["tokens_out"] += row["tokens_out"]
+
+    def _completion(self, task: Task, agent_id: str | None, execution_ms: int, completed_at: int) -> dict[str, Any]:
+        result = task.result or {}
+        return {
+            "task_id": task.task_id, "agent_id": agent_id, "description": task.description[:200],
+            "completed_at": completed_at, "duration_ms": execution_ms, "routing_decision": task.routing_decision,
+            "tier": task.tier,
+            "execution_meta": {
+                "model_used": result.get("model_used"), "tokens_in": result.get("tokens_in", 0),
+                "tokens_out": result.get("tokens_out", 0), "estimated_cost_usd": result.get("estimated_cost_usd"),
+                "equivalent_claude_cost_usd": result.get("equivalent_claude_cost_usd"),
+                "execution_ms": result.get("execution_ms", execution_ms),
+            } if result else None,
+        }
+
+    def _publish_task(self, task: Task) -> None:
+        if self.pubsub.has_listeners("tasks"):
+            self.pubsub.publish("tasks", {"kind": "task", "task": task_summary(task)})
+
+    # ------------------------------------------------------------------ views
+
+    def snapshot(self) -> dict[str, Any]:
+        now = self.clock()
+        t = self.totals_nano
+        return {
+            "timestamp": now,
+            "uptime_ms": now - self.started_at,
+            "agents": [a.view() for a in self.agents.values()],
+            "queue": {s: self.counts.get(s, 0) for s in ALL_STATES},
+            "recent_completions": list(self.recent),
+            "routing_stats": self.router.stats(),
+            "totals": {
+                "cost_usd": nano_to_usd(t["cost"]), "equivalent_claude_cost_usd": nano_to_usd(t["equivalent"]),
+                "savings_usd": nano_to_usd(t["savings"]), "tokens_in": t["tokens_in"], "tokens_out": t["tokens_out"],
+            },
+        }
+
+    def task_detail(self, task_id: str) -> dict[str, Any]:
+        task = self.tasks.get(task_id) or self.store.get(task_id)
+        if task is None:
+            raise NotFound(f"no task {task_id!r}", task_id=task_id)
+        detail = task_summary(task)
+        detail.update({
+            "metadata": task.metadata, "file_hints": task.file_hints, "success_criteria": task.success_criteria,
+            "verification_steps": task.verification_steps, "needed_capabilities": task.needed_capabilities,
+            "depends_on": task.depends_on, "assign_to": task.assign_to, "complexity": task.complexity,
+            "result": task.result, "last_error": task.last_error, "history": self.store.history(task_id),
+        })
+        return detail
+
+    def spend_since(self, since_ms: int) -> Decimal:
+        return self.store.cloud_spend_since(since_ms)
+
+
+def task_summary(task: Task) -> dict[str, Any]:
+    return {
+        "task_id": task.task_id, "description": task.description, "priority": m.PRIORITIES[task.priority],
+        "status": task.status, "generation": task.generation, "attempts": task.attempts,
+        "max_attempts": task.max_attempts, "assigned_to": task.assigned_to, "tier": task.tier,
+        "routing_decision": task.routing_decision, "created_at": task.created_at, "updated_at": task.updated_at,
+        "completed_at": task.completed_at,
+        "cost_usd": (task.result or {}).get("estimated_cost_usd"),
+        "model_used": (task.result or {}).get("model_used"),
+    }
+
+
+__all__ = ["HubCore", "Router", "Wait", "now_ms", "task_summary", "NANO"]

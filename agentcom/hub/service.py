@@ -1,0 +1,127 @@
+"""The hub as a service: store, core, router, tokens and timers, with no web server.
+
+``agentcom.Hub`` wraps it in its own Tornado server (standalone, tests, demo); the
+Jupyter server extension mounts the same routes on the Jupyter server instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import stat
+from pathlib import Path
+from typing import Any, Callable
+
+import msgspec
+from tornado.ioloop import IOLoop, PeriodicCallback
+
+from agentcom import __version__
+from agentcom.config import AgentCom
+from agentcom.errors import StoreError
+from agentcom.hub.basic_router import BasicRouter
+from agentcom.hub.core import HubCore, Router
+from agentcom.hub.session import SidecarSession
+from agentcom.protocol.api import TaskSubmission
+from agentcom.store import tokens
+from agentcom.store.db import open_db
+from agentcom.store.tasks import Task, TaskStore
+
+log = logging.getLogger(__name__)
+
+
+def admin_token_path(db_path: str | os.PathLike[str]) -> Path:
+    return Path(db_path).expanduser().with_suffix(".admin_token")
+
+
+def load_or_create_admin_token(db_path: str | os.PathLike[str]) -> str:
+    """The admin token kept next to the DB (mode 0600), created at first start."""
+    path = admin_token_path(db_path)
+    if path.exists():
+        token = path.read_text(encoding="utf-8").strip()
+        if token:
+            return token
+    token = "aca_" + secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(token + "\n")
+    os.chmod(path, 0o600)
+    return token
+
+
+class HubService:
+    version = __version__
+
+    def __init__(self, settings: AgentCom | None = None, router: Router | None = None, **overrides: Any) -> None:
+        self.settings = settings or AgentCom.load(overrides=overrides)
+        if settings is not None:
+            for name, value in overrides.items():
+                setattr(self.settings, name, value)
+        self.conn = open_db(self.settings.db_path)
+        self.store = TaskStore(self.conn)
+        self.admin_token = self.settings.admin_token or load_or_create_admin_token(self.settings.db_path)
+        self.router = router or self._default_router()
+        self.core = HubCore(self.settings, self.store, self.router, call_later=self._call_later)
+        self._timers: list[PeriodicCallback] = []
+        self._loop: IOLoop | None = None
+        self.dashboards = 0
+
+    def _default_router(self) -> Router:
+        return BasicRouter(self.settings)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start_timers(self) -> None:
+        self._loop = IOLoop.current()
+        sweep = PeriodicCallback(self.core.sweep_leases, max(50, min(1000, self.settings.lease_ms // 4)))
+        sweep.start()
+        self._timers.append(sweep)
+        self.core.schedule()
+
+    def _call_later(self, delay_s: float, callback: Callable[[], None]) -> None:
+        if self._loop is not None:
+            self._loop.call_later(delay_s, callback)
+
+    async def close(self) -> None:
+        for timer in self._timers:
+            timer.stop()
+        self._timers.clear()
+        for agent in list(self.core.agents.values()):
+            if agent.online:
+                agent.close(1001, "hub shutting down")
+        try:
+            self.conn.close()
+        except Exception as exc:  # noqa: BLE001 - closing must not mask the shutdown reason
+            raise StoreError(f"closing the database failed: {exc}") from exc
+
+    # ------------------------------------------------------------------ operations
+
+    def submit(self, submission: TaskSubmission) -> Task:
+        task = self.core.submit(submission)
+        self.core.schedule()
+        return task
+
+    def submit_dict(self, body: dict[str, Any]) -> Task:
+        from agentcom.protocol import codec
+
+        return self.submit(codec.convert(body, TaskSubmission))
+
+    def create_agent_token(self, agent_id: str) -> str:
+        return tokens.create_token(self.conn, agent_id)
+
+    def verify_agent_token(self, agent_id: str, token: str) -> bool:
+        return tokens.verify_token(self.conn, agent_id, token)
+
+    def new_sidecar_session(self, send: Callable[[msgspec.Struct], None], close: Callable[[int, str], None]) -> SidecarSession:
+        return SidecarSession(self.core, send, close, self.verify_agent_token)
+
+    # ------------------------------------------------------------------ endpoints (model-aware routing)
+
+    def endpoints_view(self) -> list[dict[str, Any]]:
+        return []
+
+    async def register_endpoint(self, registration: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def remove_endpoint(self, endpoint_id: str) -> bool:
+        return False

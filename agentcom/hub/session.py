@@ -1,0 +1,110 @@
+"""One sidecar connection: identify first, then frames dispatched into the hub core.
+
+Transport-free: the Tornado handler feeds raw text in and gets frames out through
+``send``. Bad frames are answered with an error frame and change nothing; too many of
+them within a window close the socket with 1008. Lifecycle frames are never rate
+limited; progress frames have their own budget so a flood cannot starve them.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from typing import Callable
+
+import msgspec
+
+from agentcom.errors import InvalidState, NotIdentified, ProtocolError, RateLimited, Unauthorized
+from agentcom.hub.agents import Agent
+from agentcom.hub.core import HubCore
+from agentcom.protocol import codec
+from agentcom.protocol import messages as m
+
+log = logging.getLogger(__name__)
+
+CLOSE_POLICY = 1008
+
+
+class RateWindow:
+    """Counts events in a sliding window; ``hit`` says whether the limit is now exceeded."""
+
+    def __init__(self, limit: int, window_ms: int) -> None:
+        self.limit, self.window_ms = limit, window_ms
+        self._hits: collections.deque[int] = collections.deque()
+
+    def hit(self, now: int) -> bool:
+        self._hits.append(now)
+        while self._hits and now - self._hits[0] > self.window_ms:
+            self._hits.popleft()
+        return len(self._hits) > self.limit
+
+    def retry_after(self, now: int) -> int:
+        return max(1, self.window_ms - (now - self._hits[0])) if self._hits else 0
+
+
+class SidecarSession:
+    def __init__(self, core: HubCore, send: Callable[[msgspec.Struct], None], close: Callable[[int, str], None],
+                 verify_token: Callable[[str, str], bool], progress_per_second: int = 5_000) -> None:
+        self.core = core
+        self._send = send
+        self._close = close
+        self._verify = verify_token
+        self.agent: Agent | None = None
+        self.closed = False
+        s = core.settings
+        self._bad = RateWindow(s.bad_frame_limit, s.bad_frame_window_ms)
+        self._progress = RateWindow(progress_per_second, 1000)
+
+    def send(self, frame: msgspec.Struct) -> None:
+        if not self.closed:
+            self._send(frame)
+
+    def close(self, code: int, reason: str) -> None:
+        if not self.closed:
+            self.closed = True
+            self._close(code, reason)
+
+    def on_text(self, raw: str | bytes) -> None:
+        try:
+            frame = codec.sidecar_decoder.decode(raw)
+            self._dispatch(frame)
+        except ProtocolError as exc:
+            self.send(codec.error_frame(exc))
+            if isinstance(exc, Unauthorized):
+                self.close(CLOSE_POLICY, "unauthorized")
+            elif not isinstance(exc, RateLimited) and self._bad.hit(self.core.clock()):
+                self.close(CLOSE_POLICY, "too many bad frames")
+
+    def _dispatch(self, frame: msgspec.Struct) -> None:
+        if self.agent is None:
+            if not isinstance(frame, m.Identify):
+                raise NotIdentified(f"the first frame must be identify, got {frame.__struct_config__.tag}")
+            if not self._verify(frame.agent_id, frame.token):
+                raise Unauthorized(f"token is not valid for agent {frame.agent_id!r}")
+            self.agent = self.core.connect(frame, self.send, self.close)
+            return
+        core, agent = self.core, self.agent
+        core.touch(agent)
+        match frame:
+            case m.Ping():
+                self.send(m.Pong(timestamp=core.clock()))
+            case m.TaskProgress():
+                now = core.clock()
+                if self._progress.hit(now):
+                    raise RateLimited("task_progress rate limit exceeded", retry_after_ms=self._progress.retry_after(now))
+                core.progress(agent, frame)
+            case m.TaskAccepted():
+                core.accepted(agent, frame)
+            case m.TaskComplete():
+                core.complete(agent, frame)
+            case m.TaskFailed():
+                core.failed(agent, frame)
+            case m.TaskRejected():
+                core.rejected(agent, frame)
+            case m.Identify():
+                raise InvalidState("already identified on this connection")
+
+    def on_close(self) -> None:
+        self.closed = True
+        if self.agent is not None:
+            self.core.disconnect(self.agent)

@@ -1,0 +1,250 @@
+"""Task rows, their history, and execution rows in SQLite.
+
+The hub keeps every open task in memory and writes each change through here, so the
+file is always the truth after a crash: ``load_open`` rebuilds the queue exactly
+(order by ``seq`` inside each priority). Finished tasks are read back on demand.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any, Iterable, Iterator
+
+from agentcom.store.db import transaction
+
+OPEN_STATES = ("queued", "assigned", "working")
+FINAL_STATES = ("completed", "failed", "dead_letter", "cancelled")
+ALL_STATES = OPEN_STATES + FINAL_STATES
+NANO = Decimal("1e-9")
+
+
+@dataclass
+class Task:
+    """One task as the hub holds it. JSON-ish fields are plain Python values."""
+
+    task_id: str
+    description: str
+    priority: int
+    status: str
+    max_attempts: int
+    created_at: int
+    updated_at: int
+    complexity: dict[str, Any]
+    seq: int = 0
+    generation: int = 0
+    attempts: int = 0
+    assigned_to: str | None = None
+    assigned_at: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    file_hints: list[dict[str, Any]] = field(default_factory=list)
+    success_criteria: list[str] = field(default_factory=list)
+    verification_steps: list[dict[str, Any]] = field(default_factory=list)
+    needed_capabilities: list[str] = field(default_factory=list)
+    depends_on: list[str] = field(default_factory=list)
+    assign_to: str | None = None
+    routing_decision: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
+    last_error: str | None = None
+    completed_at: int | None = None
+
+    @property
+    def tier(self) -> str:
+        return str(self.complexity.get("effective_tier", "unknown"))
+
+
+_JSON_FIELDS = ("metadata", "file_hints", "success_criteria", "verification_steps", "needed_capabilities",
+                "depends_on", "complexity", "routing_decision", "result")
+_MUTABLE = ("status", "generation", "attempts", "assigned_to", "assigned_at", "routing_decision", "result",
+            "last_error", "updated_at", "completed_at")
+
+
+def usd_to_nano(value: float | Decimal | None) -> int | None:
+    """USD (as sent on the wire) to integer nano-USD, exactly for any decimal the float prints as."""
+    if value is None:
+        return None
+    amount = value if isinstance(value, Decimal) else Decimal(repr(float(value)))
+    return int((amount / NANO).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def nano_to_usd(value: int | None) -> float | None:
+    return None if value is None else float(Decimal(value) * NANO)
+
+
+class TaskStore:
+    """Persistence of tasks, history and executions on one SQLite connection."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    # ------------------------------------------------------------------ writes
+
+    def insert(self, task: Task, history: tuple[str, str | None, dict[str, Any] | None] | None = None) -> None:
+        cols = [
+            "task_id", "description", "priority", "status", "generation", "attempts", "max_attempts", "assigned_to",
+            "assigned_at", *(_JSON_FIELDS[:6]), "assign_to", "complexity", "routing_decision", "result", "last_error",
+            "created_at", "updated_at", "completed_at",
+        ]
+        values = [self._column(task, c) for c in cols]
+        with transaction(self.conn):
+            cur = self.conn.execute(
+                f"INSERT INTO tasks({','.join(cols)}) VALUES ({','.join('?' * len(cols))})", values
+            )
+            task.seq = int(cur.lastrowid or 0)
+            if history:
+                self.add_history(task, *history)
+
+    def save(self, task: Task, event: str | None = None, agent_id: str | None = None,
+             details: dict[str, Any] | None = None) -> None:
+        """Write the mutable columns of ``task`` (and a history line) in one transaction."""
+        with transaction(self.conn):
+            self.conn.execute(
+                f"UPDATE tasks SET {', '.join(f'{c}=?' for c in _MUTABLE)} WHERE task_id=?",
+                [self._column(task, c) for c in _MUTABLE] + [task.task_id],
+            )
+            if event:
+                self.add_history(task, event, agent_id, details)
+
+    def add_history(self, task: Task, event: str, agent_id: str | None, details: dict[str, Any] | None) -> None:
+        self.conn.execute(
+            "INSERT INTO task_history(task_id, at, event, generation, agent_id, details) VALUES (?,?,?,?,?,?)",
+            (task.task_id, task.updated_at, event, task.generation, agent_id,
+             json.dumps(details, separators=(",", ":")) if details else None),
+        )
+
+    def record_execution(self, row: dict[str, Any]) -> bool:
+        """Insert one executions row; False if that task generation already has one (idempotent)."""
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO executions(task_id, generation, agent_id, tier, target_type, endpoint, model_used, "
+            "tokens_in, tokens_out, cache_read_tokens, cache_write_tokens, cost_nusd, equivalent_claude_cost_nusd, "
+            "execution_ms, status, error, fallback_used, completed_at, price_table) "
+            "VALUES (:task_id,:generation,:agent_id,:tier,:target_type,:endpoint,:model_used,:tokens_in,:tokens_out,"
+            ":cache_read_tokens,:cache_write_tokens,:cost_nusd,:equivalent_claude_cost_nusd,:execution_ms,:status,"
+            ":error,:fallback_used,:completed_at,:price_table)",
+            row,
+        )
+        return cur.rowcount == 1
+
+    # ------------------------------------------------------------------ reads
+
+    def load_open(self) -> list[Task]:
+        rows = self.conn.execute(
+            f"SELECT * FROM tasks WHERE status IN ({','.join('?' * len(OPEN_STATES))}) ORDER BY seq", OPEN_STATES
+        ).fetchall()
+        return [self._task(r) for r in rows]
+
+    def get(self, task_id: str) -> Task | None:
+        row = self.conn.execute("SELECT * FROM tasks WHERE task_id=?", (task_id,)).fetchone()
+        return self._task(row) if row else None
+
+    def statuses(self, task_ids: Iterable[str]) -> dict[str, str]:
+        ids = list(task_ids)
+        if not ids:
+            return {}
+        rows = self.conn.execute(
+            f"SELECT task_id, status FROM tasks WHERE task_id IN ({','.join('?' * len(ids))})", ids
+        ).fetchall()
+        return {r["task_id"]: r["status"] for r in rows}
+
+    def history(self, task_id: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            "SELECT at, event, generation, agent_id, details FROM task_history WHERE task_id=? ORDER BY id", (task_id,)
+        ).fetchall()
+        return [
+            {"at": r["at"], "event": r["event"], "generation": r["generation"], "agent_id": r["agent_id"],
+             "details": json.loads(r["details"]) if r["details"] else None}
+            for r in rows
+        ]
+
+    def query(self, *, status: str | None = None, agent_id: str | None = None, tier: str | None = None,
+              limit: int = 100, offset: int = 0) -> tuple[list[Task], int]:
+        where, args = [], []
+        if status:
+            where.append("status=?")
+            args.append(status)
+        if agent_id:
+            where.append("assigned_to=?")
+            args.append(agent_id)
+        if tier:
+            where.append("json_extract(complexity, '$.effective_tier')=?")
+            args.append(tier)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        total = self.conn.execute(f"SELECT count(*) FROM tasks {clause}", args).fetchone()[0]
+        rows = self.conn.execute(
+            f"SELECT * FROM tasks {clause} ORDER BY seq DESC LIMIT ? OFFSET ?", [*args, limit, offset]
+        ).fetchall()
+        return [self._task(r) for r in rows], int(total)
+
+    def counts(self) -> dict[str, int]:
+        counts = {s: 0 for s in ALL_STATES}
+        for row in self.conn.execute("SELECT status, count(*) AS n FROM tasks GROUP BY status"):
+            counts[row["status"]] = row["n"]
+        return counts
+
+    def executions(self, since: int | None = None, limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """Execution rows in the ``/api/executions`` shape (USD as floats, savings derived)."""
+        sql = "SELECT * FROM executions"
+        args: list[Any] = []
+        if since is not None:
+            sql += " WHERE completed_at >= ?"
+            args.append(since)
+        sql += " ORDER BY id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        for r in self.conn.execute(sql, args):
+            yield execution_row(r)
+
+    def totals(self) -> dict[str, Any]:
+        row = self.conn.execute(
+            "SELECT coalesce(sum(cost_nusd),0) AS cost, coalesce(sum(equivalent_claude_cost_nusd),0) AS eq, "
+            "coalesce(sum(CASE WHEN equivalent_claude_cost_nusd IS NOT NULL AND cost_nusd IS NOT NULL "
+            "THEN equivalent_claude_cost_nusd - cost_nusd ELSE 0 END),0) AS saved, "
+            "coalesce(sum(tokens_in),0) AS tin, coalesce(sum(tokens_out),0) AS tout, count(*) AS runs, "
+            "coalesce(sum(cost_nusd IS NULL),0) AS unpriced FROM executions"
+        ).fetchone()
+        return {
+            "cost_usd": nano_to_usd(row["cost"]), "equivalent_claude_cost_usd": nano_to_usd(row["eq"]),
+            "savings_usd": nano_to_usd(row["saved"]), "tokens_in": row["tin"], "tokens_out": row["tout"],
+            "executions": row["runs"], "unpriced_executions": row["unpriced"],
+        }
+
+    def cloud_spend_since(self, since_ms: int) -> Decimal:
+        row = self.conn.execute(
+            "SELECT coalesce(sum(cost_nusd),0) FROM executions WHERE target_type='claude' AND completed_at >= ?",
+            (since_ms,),
+        ).fetchone()
+        return Decimal(row[0]) * NANO
+
+    # ------------------------------------------------------------------ mapping
+
+    @staticmethod
+    def _column(task: Task, name: str) -> Any:
+        value = getattr(task, name)
+        if name in _JSON_FIELDS:
+            return None if value is None else json.dumps(value, separators=(",", ":"))
+        return value
+
+    @staticmethod
+    def _task(row: sqlite3.Row) -> Task:
+        data = dict(row)
+        for name in _JSON_FIELDS:
+            if data.get(name) is not None:
+                data[name] = json.loads(data[name])
+        return Task(**data)
+
+
+def execution_row(r: sqlite3.Row) -> dict[str, Any]:
+    cost, eq = r["cost_nusd"], r["equivalent_claude_cost_nusd"]
+    return {
+        "task_id": r["task_id"], "generation": r["generation"], "agent_id": r["agent_id"], "tier": r["tier"],
+        "target_type": r["target_type"], "endpoint": r["endpoint"], "model_used": r["model_used"],
+        "tokens_in": r["tokens_in"], "tokens_out": r["tokens_out"], "cache_read_tokens": r["cache_read_tokens"],
+        "cache_write_tokens": r["cache_write_tokens"], "estimated_cost_usd": nano_to_usd(cost),
+        "equivalent_claude_cost_usd": nano_to_usd(eq),
+        "savings_usd": nano_to_usd(eq - cost) if cost is not None and eq is not None else None,
+        "execution_ms": r["execution_ms"], "status": r["status"], "error": r["error"],
+        "fallback_used": bool(r["fallback_used"]), "completed_at": r["completed_at"], "price_table": r["price_table"],
+    }
