@@ -231,7 +231,7 @@ class TaskCancelled(_Frame, tag="task_cancelled", kw_only=True):
     generation: int
 
 
-class ErrorFrame(_Frame, tag="error", kw_only=True):
+class ErrorFrame(_Frame, tag="error", kw_only=True, omit_defaults=True):
     error: str
     message: str
     message_type: str | None = None

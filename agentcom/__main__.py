@@ -1,0 +1,5 @@
+import sys
+
+from agentcom.cli import main
+
+sys.exit(main())
