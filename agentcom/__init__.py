@@ -6,7 +6,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Hub", "__version__"]
+__all__ = ["Hub", "HubClient", "__version__", "connect"]
 
 
 def __getattr__(name: str) -> Any:
@@ -14,4 +14,8 @@ def __getattr__(name: str) -> Any:
         from agentcom.hub import Hub
 
         return Hub
+    if name in ("HubClient", "connect"):
+        from agentcom import client
+
+        return getattr(client, name)
     raise AttributeError(f"module 'agentcom' has no attribute {name!r}")
