@@ -1,0 +1,516 @@
+"""The sidecar: one agent's connection to the hub and the tasks it runs.
+
+``Sidecar.run`` keeps a WebSocket session to the hub alive (identify, heartbeat,
+reconnect with capped exponential backoff and jitter) and runs up to ``concurrency``
+tasks at once through a dispatcher. What it guarantees:
+
+- every accepted task is journalled first (``journal.py``) and stays there until the hub
+  acknowledges its outcome, so neither a dropped connection nor a crash loses it;
+- on (re)connect the journal is offered as ``identify.resume``: a task the hub continues is
+  carried on (or run again after a crash, since its process died), one it reassigns is dropped;
+- frames produced while disconnected wait in the outbox and go out once the resume answers
+  are in, minus those of tasks that are no longer ours;
+- ``task_cancelled`` stops the work at once and nothing more is sent for that generation;
+- a refused token is fatal (``SidecarRefused``), not a reconnect loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Protocol, Sequence
+from urllib.parse import urlsplit, urlunsplit
+
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
+
+from agentcom.errors import AgentComError, HubUnavailable, ProtocolError
+from agentcom.executors.base import Output
+from agentcom.protocol import codec
+from agentcom.protocol import messages as m
+from agentcom.sidecar.emitter import DEFAULT_BATCH_INTERVAL_MS, ProgressEmitter
+from agentcom.sidecar.journal import FinalFrame, Journal
+from agentcom.sidecar.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+SIDECAR_PATH = "/agentcom/ws/sidecar"
+WRITE_BATCH = 256
+RESUME_WAIT_S = 5.0
+STOP_GRACE_S = 3.0
+_REFUSING_ERRORS = {"stale_generation", "not_found"}
+
+
+class SidecarRefused(HubUnavailable):
+    """The hub refused this sidecar's credentials (``unauthorized`` or close 1008)."""
+
+
+class Runner(Protocol):
+    """What executes a task: ``agentcom.executors.dispatch.Dispatcher`` or a stand-in."""
+
+    async def execute(self, task: m.TaskAssign, on_output: Callable[[Output], Awaitable[None]]) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Reconnect delays: ``base * 2**attempt`` capped at ``cap``, with equal jitter."""
+
+    base_s: float = 0.5
+    cap_s: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        ceiling = min(self.cap_s, self.base_s * (2 ** min(attempt, 30)))
+        return random.uniform(ceiling / 2, ceiling)
+
+
+@dataclass
+class _Run:
+    assign: m.TaskAssign
+    emitter: ProgressEmitter
+    task: asyncio.Task[None] | None = None
+
+
+def sidecar_url(hub_url: str) -> str:
+    """The sidecar socket URL for a hub base URL (``http(s)://`` or ``ws(s)://``)."""
+    parts = urlsplit(hub_url.strip())
+    scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme.lower())
+    if scheme is None or not parts.netloc:
+        raise ValueError(f"hub URL must look like http://HOST:PORT, got {hub_url!r}")
+    path = parts.path.rstrip("/")
+    if not path.endswith(SIDECAR_PATH):
+        path += SIDECAR_PATH
+    return urlunsplit((scheme, parts.netloc, path, parts.query, ""))
+
+
+class Sidecar:
+    """One sidecar process's worth of state. Create, ``await run()``, ``stop()`` from a signal."""
+
+    def __init__(
+        self,
+        hub_url: str,
+        agent_id: str,
+        token: str,
+        *,
+        capabilities: Sequence[str] = (),
+        ollama_url: str | None = None,
+        workdir: str | Path | None = None,
+        state_dir: str | Path,
+        concurrency: int = 1,
+        runner: Runner | None = None,
+        name: str | None = None,
+        models: Sequence[str] = (),
+        batch_interval_ms: int = DEFAULT_BATCH_INTERVAL_MS,
+        connect_timeout_s: float = 10.0,
+        backoff: Backoff = Backoff(),
+        max_frame_bytes: int = 1_048_576,
+        dispatcher_options: dict[str, Any] | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        self.url = sidecar_url(hub_url)
+        self.agent_id = agent_id
+        self._token = token
+        self.capabilities = list(capabilities)
+        self.ollama_url = ollama_url
+        self.workdir = Path(workdir) if workdir else Path.cwd()
+        self.concurrency = concurrency
+        self.name = name
+        self.models = list(models)
+        self.batch_interval_ms = batch_interval_ms
+        self.connect_timeout_s = connect_timeout_s
+        self.backoff = backoff
+        self.max_frame_bytes = max_frame_bytes
+        self.journal = Journal(state_dir)
+        self.outbox = Outbox()
+        self._runner = runner
+        self._dispatcher_options = dispatcher_options or {}
+        self._runs: dict[str, _Run] = {}
+        self._conn: WebSocketClientConnection | None = None
+        self._stop = asyncio.Event()
+        self._resume_pending: set[str] = set()
+        self._last_heard = 0.0
+        self.identified_count = 0
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None
+
+    @property
+    def running_tasks(self) -> list[str]:
+        return list(self._runs)
+
+    def stop(self) -> None:
+        """Ask ``run`` to finish: running tasks are stopped and reported as retryable failures."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Serve until ``stop()``. Raises SidecarRefused / HubUnavailable when it cannot start."""
+        self.journal.lock()
+        try:
+            if self._runner is None:
+                self._runner = self._make_dispatcher()
+            serving = asyncio.create_task(self._connect_loop())
+            stopping = asyncio.create_task(self._stop.wait())
+            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not serving.done():
+                await self._shutdown()
+                try:
+                    await asyncio.wait_for(serving, STOP_GRACE_S + 5)
+                except asyncio.TimeoutError:
+                    pass
+            serving.result()  # re-raises SidecarRefused / HubUnavailable
+        finally:
+            runs = [r.task for r in self._runs.values() if r.task is not None]
+            for task in runs:
+                task.cancel()
+            await asyncio.gather(*runs, return_exceptions=True)
+            self._runs.clear()
+            self.journal.unlock()
+
+    async def _shutdown(self) -> None:
+        """Stop every task, report each as a retryable failure, wait a little for the acks."""
+        runs = list(self._runs.values())
+        self._runs.clear()
+        for run in runs:
+            run.emitter.close()
+            if run.task is not None:
+                run.task.cancel()
+        await asyncio.gather(*(r.task for r in runs if r.task is not None), return_exceptions=True)
+        for run in runs:
+            final = m.TaskFailed(task_id=run.assign.task_id, generation=run.assign.generation,
+                                 error="the sidecar stopped before the task finished", retryable=True)
+            self.journal.finish(final)
+            self.outbox.put(final)
+        if self._conn is not None:
+            try:
+                await asyncio.wait_for(self._acks_settled(), STOP_GRACE_S)
+            except asyncio.TimeoutError:
+                pass
+        if self._conn is not None:
+            self._conn.close(1000, "sidecar stopping")
+
+    async def _acks_settled(self) -> None:
+        await self.outbox.drained()
+        while self._conn is not None and any(e.state == "finished" for e in self.journal.entries()):
+            await asyncio.sleep(0.02)
+
+    # ------------------------------------------------------------------ connection
+
+    async def _connect_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + self.connect_timeout_s
+        attempt = 0
+        while not self._stop.is_set():
+            try:
+                conn = await websocket_connect(
+                    HTTPRequest(self.url, connect_timeout=max(1.0, min(10.0, self.connect_timeout_s)),
+                                request_timeout=max(1.0, min(10.0, self.connect_timeout_s))),
+                    max_message_size=self.max_frame_bytes,
+                )
+            except (OSError, HTTPClientError, asyncio.TimeoutError, WebSocketClosedError) as exc:
+                if self.identified_count == 0 and loop.time() >= give_up_at:
+                    raise HubUnavailable(f"cannot reach the hub at {self.url}: {_reason(exc)}") from None
+                delay = self.backoff.delay(attempt)
+                attempt += 1
+                level = logging.WARNING if self.identified_count else logging.INFO
+                log.log(level, "hub unreachable (%s); retrying in %.1fs", _reason(exc), delay)
+                await self._sleep(delay)
+                continue
+            if self._stop.is_set():
+                conn.close(1000, "sidecar stopping")
+                break
+            try:
+                if await self._session(conn):
+                    attempt = 0
+            finally:
+                self._conn = None
+                self.outbox.close()
+                conn.close()
+            if self._stop.is_set():
+                break
+            delay = self.backoff.delay(attempt)
+            attempt += 1
+            log.warning("disconnected from the hub; reconnecting in %.1fs", delay)
+            await self._sleep(delay)
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stop.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _session(self, conn: WebSocketClientConnection) -> bool:
+        """One connection: identify, then read until it closes. True if it got identified."""
+        resume = self.journal.resume_entries()
+        # lifecycle frames of journalled tasks are re-derived from the journal by the resume answers
+        self.outbox.discard_lifecycle({entry.task_id for entry in resume})
+        hello = m.Identify(
+            agent_id=self.agent_id, token=self._token, protocol_version=m.PROTOCOL_VERSION, name=self.name,
+            capabilities=self.capabilities, ollama_url=self.ollama_url, models=self.models, resume=resume,
+        )
+        try:
+            await conn.write_message(codec.encode(hello))
+            raw = await asyncio.wait_for(conn.read_message(), timeout=max(5.0, self.connect_timeout_s))
+        except (WebSocketClosedError, asyncio.TimeoutError):
+            return False
+        if raw is None:
+            if conn.close_code == 1008:
+                raise SidecarRefused(f"the hub refused agent {self.agent_id!r}: {conn.close_reason or 'policy violation'}")
+            return False
+        frame = self._decode(raw)
+        if isinstance(frame, m.ErrorFrame):
+            if frame.error == "unauthorized":
+                raise SidecarRefused(f"the hub refused the token of agent {self.agent_id!r}: {frame.message}")
+            log.warning("hub answered identify with %s: %s", frame.error, frame.message)
+            return False
+        if not isinstance(frame, m.Identified):
+            log.warning("hub answered identify with %r; reconnecting", type(frame).__name__)
+            return False
+        self.identified_count += 1
+        self._conn = conn
+        self._last_heard = time.monotonic()
+        log.info("identified as %s (heartbeat %d ms, lease %d ms)", frame.agent_id, frame.heartbeat_ms, frame.lease_ms)
+        self._resume_pending = {entry.task_id for entry in resume}
+        helpers = [
+            asyncio.create_task(self._write_loop(conn)),
+            asyncio.create_task(self._heartbeat(conn, frame.heartbeat_ms, frame.lease_ms)),
+        ]
+        if self._resume_pending:
+            helpers.append(asyncio.create_task(self._open_after(RESUME_WAIT_S)))
+        else:
+            self.outbox.open()
+        try:
+            while (raw := await conn.read_message()) is not None:
+                self._last_heard = time.monotonic()
+                inbound = self._decode(raw)
+                if inbound is not None:
+                    self._handle(inbound)
+        finally:
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+        log.info("connection closed (%s %s)", conn.close_code, conn.close_reason or "")
+        return True
+
+    async def _write_loop(self, conn: WebSocketClientConnection) -> None:
+        while True:
+            batch = await self.outbox.take(WRITE_BATCH)
+            sent = 0
+            try:
+                last = None
+                for frame in batch:
+                    last = conn.write_message(codec.encode(frame))
+                    sent += 1
+                if last is not None:
+                    await last
+            except WebSocketClosedError:
+                # frames handed to a dying socket may be lost: progress tolerates it, and
+                # lifecycle frames are journalled and re-sent through the resume handshake
+                self.outbox.put_front(batch[sent:])
+                return
+            except asyncio.CancelledError:
+                self.outbox.put_front(batch[sent:])
+                raise
+
+    async def _heartbeat(self, conn: WebSocketClientConnection, heartbeat_ms: int, lease_ms: int) -> None:
+        """Ping every ``heartbeat_ms``; close a connection the hub has been silent on for a lease."""
+        interval = max(heartbeat_ms, 10) / 1000
+        silence_limit = max(lease_ms / 1000, 3 * interval)
+        while True:
+            await asyncio.sleep(interval)
+            if time.monotonic() - self._last_heard > silence_limit:
+                log.warning("no word from the hub for %.1fs; reconnecting", silence_limit)
+                conn.close(1001, "hub silent")
+                return
+            try:
+                conn.write_message(codec.encode(m.Ping()))
+            except WebSocketClosedError:
+                return
+
+    async def _open_after(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        if self._resume_pending:
+            log.warning("hub did not answer resume for %s; sending anyway", ", ".join(sorted(self._resume_pending)))
+            self._resume_pending.clear()
+        self.outbox.open()
+
+    def _resume_answered(self, task_id: str) -> None:
+        if task_id in self._resume_pending:
+            self._resume_pending.discard(task_id)
+            if not self._resume_pending:
+                self.outbox.open()
+
+    def _decode(self, raw: str | bytes) -> Any:
+        try:
+            return codec.sidecar_outbound_decoder.decode(raw)
+        except ProtocolError as exc:
+            log.warning("ignoring a frame from the hub: %s", exc.message)
+            return None
+
+    # ------------------------------------------------------------------ inbound frames
+
+    def _handle(self, frame: Any) -> None:
+        if isinstance(frame, m.TaskAssign):
+            self._on_assign(frame)
+        elif isinstance(frame, m.TaskCancelled):
+            self._on_cancelled(frame)
+        elif isinstance(frame, m.TaskAck):
+            self._on_ack(frame)
+        elif isinstance(frame, m.TaskContinue):
+            self._on_continue(frame)
+        elif isinstance(frame, m.TaskReassign):
+            self._on_reassign(frame)
+        elif isinstance(frame, m.ErrorFrame):
+            self._on_error(frame)
+        # Pong and a repeated Identified only renew liveness
+
+    def _on_assign(self, assign: m.TaskAssign) -> None:
+        current = self._runs.get(assign.task_id)
+        if current is not None:
+            if current.assign.generation == assign.generation:
+                return  # a duplicate of what we are running
+            self._abandon(assign.task_id)  # the hub moved on to a newer generation
+        if self._stop.is_set():
+            self.outbox.put(m.TaskRejected(task_id=assign.task_id, generation=assign.generation, reason="stopping"))
+            return
+        if len(self._runs) >= self.concurrency:
+            self.outbox.put(m.TaskRejected(task_id=assign.task_id, generation=assign.generation, reason="busy"))
+            return
+        entry = self.journal.start(assign)
+        self.outbox.put(m.TaskAccepted(task_id=assign.task_id, generation=assign.generation))
+        self._start(assign, first_seq=entry.seq_reserved + 1, note=None)
+
+    def _on_continue(self, frame: m.TaskContinue) -> None:
+        self._resume_answered(frame.task_id)
+        entry = self.journal.get(frame.task_id)
+        if entry is None or entry.generation != frame.generation:
+            return
+        if entry.state == "finished":
+            final = entry.final_frame()
+            if final is not None:
+                self.outbox.put(final)
+            return
+        if not entry.accepted_acked:
+            self.outbox.put(m.TaskAccepted(task_id=entry.task_id, generation=entry.generation))
+        if frame.task_id in self._runs:
+            return  # still running here: the connection dropped, the work did not
+        entry = self.journal.rerun(frame.task_id) or entry
+        self._start(entry.assign_frame(), first_seq=entry.seq_reserved + 1,
+                    note=f"sidecar restarted; running the task again (run {entry.runs})")
+
+    def _on_reassign(self, frame: m.TaskReassign) -> None:
+        self._resume_answered(frame.task_id)
+        self._abandon(frame.task_id)
+
+    def _on_cancelled(self, frame: m.TaskCancelled) -> None:
+        run = self._runs.get(frame.task_id)
+        if run is not None and run.assign.generation != frame.generation:
+            return
+        self._abandon(frame.task_id, frame.generation)
+
+    def _on_ack(self, frame: m.TaskAck) -> None:
+        if frame.status == "accepted":
+            self.journal.mark_accepted(frame.task_id)
+            return
+        entry = self.journal.get(frame.task_id)
+        if entry is not None and entry.state == "finished":
+            self.journal.remove(frame.task_id)
+
+    def _on_error(self, frame: m.ErrorFrame) -> None:
+        log.warning("hub error %s: %s", frame.error, frame.message)
+        if not frame.task_id:
+            return
+        entry = self.journal.get(frame.task_id)
+        if frame.error in _REFUSING_ERRORS:
+            self._abandon(frame.task_id)  # the task is not ours any more
+        elif frame.error == "invalid_state" and entry is not None and entry.state == "finished":
+            self.journal.remove(frame.task_id)  # the hub already closed it
+
+    def _abandon(self, task_id: str, generation: int | None = None) -> None:
+        """Stop a task's work, forget its frames and its journal entry; send nothing more."""
+        run = self._runs.pop(task_id, None)
+        if run is not None:
+            run.emitter.discard()
+            if run.task is not None:
+                run.task.cancel()
+            generation = run.assign.generation if generation is None else generation
+        self.outbox.discard(task_id, generation)
+        self.journal.remove(task_id, generation)
+
+    # ------------------------------------------------------------------ running tasks
+
+    def _start(self, assign: m.TaskAssign, *, first_seq: int, note: str | None) -> None:
+        task_id = assign.task_id
+        emitter = ProgressEmitter(
+            task_id, assign.generation, self.outbox.put, batch_interval_ms=self.batch_interval_ms,
+            first_seq=first_seq, on_reserve=lambda upto: self.journal.reserve_seq(task_id, upto),
+        )
+        run = _Run(assign=assign, emitter=emitter)
+        self._runs[task_id] = run
+        if note:
+            emitter.emit(Output(kind="status", text=note))
+        run.task = asyncio.create_task(self._execute(run), name=f"task {task_id}")
+
+    async def _execute(self, run: _Run) -> None:
+        assign, emitter = run.assign, run.emitter
+
+        async def on_output(out: Output) -> None:
+            emitter.emit(out)
+            await self.outbox.room()
+
+        try:
+            if self._runner is None:
+                raise AgentComError("the sidecar has no runner")
+            finished = await self._runner.execute(assign, on_output)
+            final = _final_frame(assign, finished)
+        except asyncio.CancelledError:
+            emitter.discard()
+            raise
+        except Exception as exc:  # noqa: BLE001  an executor bug must still end the task, not the sidecar
+            log.exception("task %s crashed the executor", assign.task_id)
+            final = m.TaskFailed(task_id=assign.task_id, generation=assign.generation,
+                                 error=f"sidecar error: {type(exc).__name__}: {exc}"[:4000], retryable=True)
+        if self._runs.get(assign.task_id) is not run:
+            return  # cancelled, reassigned or stopped while finishing
+        emitter.close()
+        self.journal.finish(final)
+        self.outbox.put(final)
+        del self._runs[assign.task_id]
+
+    # ------------------------------------------------------------------ setup
+
+    def _make_dispatcher(self) -> Runner:
+        from agentcom.executors.dispatch import Dispatcher
+        from agentcom.pricing import PriceTable
+
+        options = dict(self._dispatcher_options)
+        prices = PriceTable.load(options.pop("price_table", None))
+        return Dispatcher(prices, workdir=self.workdir, ollama_url=self.ollama_url, **options)
+
+
+def _final_frame(assign: m.TaskAssign, finished: Any) -> FinalFrame:
+    """The dispatcher's ``Finished`` as ``task_complete`` or ``task_failed``."""
+    result: m.ExecutionResult = finished.result
+    if finished.error is None and result.status == "success":
+        return m.TaskComplete(task_id=assign.task_id, generation=assign.generation, result=result)
+    error = finished.error or "execution failed"
+    return m.TaskFailed(task_id=assign.task_id, generation=assign.generation, error=error[:4000],
+                        retryable=bool(finished.retryable), result=result)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, HTTPClientError):
+        return f"HTTP {exc.code}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+__all__ = ["Backoff", "Runner", "Sidecar", "SidecarRefused", "sidecar_url"]
