@@ -1,0 +1,236 @@
+"""What-if re-pricing: the same executions under another price table or another tier -> model map.
+
+Tokens stay as they were; only prices change. The price table is anything with
+``price(model, tokens_in, tokens_out, cache_read=0, cache_write=0) -> Decimal | None`` and a
+``version`` (``agentcom.pricing.PriceTable`` has both; it is not imported here).
+
+Prices are asked once per distinct (model, token counts) and kept as ``Decimal``; totals are
+exact sums of those Decimals (originals are exact too: the store keeps nano-USD) and become
+floats only at the end. Rows without a model (shell runs) that no tier mapping touches keep
+their original cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from agentcom.analysis._frame import TIERS
+from agentcom.analysis._rollups import _labels
+
+__all__ = ["DEFAULT_REFERENCE_MODEL", "PriceTableLike", "Repricing", "reprice"]
+
+DEFAULT_REFERENCE_MODEL = "claude-sonnet-4-5"  # the hub's default reference_model setting
+_NANO = Decimal(1_000_000_000)
+
+
+class PriceTableLike(Protocol):
+    """What :func:`reprice` needs from a price table."""
+
+    @property
+    def version(self) -> str: ...
+
+    def price(
+        self, model: str, tokens_in: int, tokens_out: int, cache_read: int = 0, cache_write: int = 0
+    ) -> Decimal | None: ...
+
+
+@dataclass(frozen=True)
+class Repricing:
+    """The result of :func:`reprice`.
+
+    ``rows``: one per execution (same index as the input): task_id, generation, tier,
+    model_used, whatif_model, the four token counts, cost_usd, whatif_cost_usd, delta_usd
+    (what-if minus original, NA unless both are known), equivalent_claude_cost_usd,
+    savings_usd, whatif_equivalent_claude_cost_usd (the reference model under the new table),
+    whatif_savings_usd.
+
+    ``by_tier``: per tier: runs, unpriced_runs, whatif_unpriced_runs, comparable_runs (priced
+    both ways), cost_usd, whatif_cost_usd (each over its own priced runs), delta_usd (over
+    comparable runs only), whatif_equivalent_claude_cost_usd, whatif_savings_usd.
+
+    ``totals``: the same figures over all rows, plus price_table, reference_model, tier_models.
+    """
+
+    rows: pd.DataFrame
+    by_tier: pd.DataFrame
+    totals: dict[str, Any] = field(default_factory=dict)
+
+
+def reprice(
+    df: pd.DataFrame,
+    prices: PriceTableLike,
+    tier_models: Mapping[str, str] | None = None,
+    reference_model: str = DEFAULT_REFERENCE_MODEL,
+) -> Repricing:
+    """Price ``df``'s executions under ``prices``, optionally moving whole tiers to one model
+    (``tier_models={"complex": "claude-haiku-4-5"}``: what if all complex work had gone there?)."""
+    model = _whatif_models(df, tier_models)
+    counts = [df[c].to_numpy("int64", na_value=-1) for c in ("tokens_in", "tokens_out", "cache_read_tokens", "cache_write_tokens")]
+    tokens_known = np.logical_and.reduce([c >= 0 for c in counts])
+    original_nano, original_known = _nanos(df["estimated_cost_usd"])
+    carried = pd.isna(model)  # no model to price: the run keeps what it cost
+
+    cache: dict[tuple[Any, ...], Decimal | None] = {}
+
+    def ask(name: str, tin: int, tout: int, cr: int, cw: int) -> Decimal | None:
+        key = (name, tin, tout, cr, cw)
+        if key not in cache:
+            cache[key] = prices.price(name, tin, tout, cache_read=cr, cache_write=cw)
+        return cache[key]
+
+    table_rows = ~carried & tokens_known
+    whatif = _Priced.of(np.flatnonzero(table_rows), [model, *counts], ask, len(df))
+    reference_model_column = np.full(len(df), reference_model, dtype=object)
+    reference = _Priced.of(np.flatnonzero(tokens_known), [reference_model_column, *counts], ask, len(df))
+
+    original = df["estimated_cost_usd"]
+    whatif_float = np.where(carried, original.to_numpy("float64", na_value=np.nan), whatif.floats)
+    whatif_known = ~np.isnan(whatif_float)
+    index = df.index
+    rows = pd.DataFrame(
+        {
+            "task_id": df["task_id"],
+            "generation": df["generation"],
+            "tier": df["tier"],
+            "model_used": df["model_used"],
+            "whatif_model": pd.Series(model, index=index, dtype="str").astype("category"),
+            "tokens_in": df["tokens_in"],
+            "tokens_out": df["tokens_out"],
+            "cache_read_tokens": df["cache_read_tokens"],
+            "cache_write_tokens": df["cache_write_tokens"],
+            "cost_usd": original,
+            "whatif_cost_usd": _float_column(whatif_float, index),
+            "delta_usd": _float_column(whatif_float, index) - original,
+            "equivalent_claude_cost_usd": df["equivalent_claude_cost_usd"],
+            "savings_usd": df["savings_usd"],
+            "whatif_equivalent_claude_cost_usd": _float_column(reference.floats, index),
+            "whatif_savings_usd": _float_column(reference.floats - whatif_float, index),
+        },
+        index=index,
+    )
+
+    tier = _labels(df, ["tier"])[0]
+    tier_codes, tier_names = pd.factorize(tier, sort=True)
+    comparable = whatif_known & original_known
+    saved = whatif_known & reference.known
+
+    def exact_whatif(mask: np.ndarray) -> list[Decimal]:
+        from_table = whatif.sums(tier_codes, len(tier_names), mask & ~carried)
+        kept = _nano_sums(original_nano, tier_codes, len(tier_names), mask & carried)
+        return [a + b for a, b in zip(from_table, kept)]
+
+    per_tier = {
+        "runs": np.bincount(tier_codes, minlength=len(tier_names)),
+        "unpriced_runs": np.bincount(tier_codes, weights=~original_known, minlength=len(tier_names)).astype("int64"),
+        "whatif_unpriced_runs": np.bincount(tier_codes, weights=~whatif_known, minlength=len(tier_names)).astype("int64"),
+        "comparable_runs": np.bincount(tier_codes, weights=comparable, minlength=len(tier_names)).astype("int64"),
+        "cost_usd": _nano_sums(original_nano, tier_codes, len(tier_names), original_known),
+        "whatif_cost_usd": exact_whatif(whatif_known),
+        "delta_usd": [
+            w - o
+            for w, o in zip(exact_whatif(comparable), _nano_sums(original_nano, tier_codes, len(tier_names), comparable))
+        ],
+        "whatif_equivalent_claude_cost_usd": reference.sums(tier_codes, len(tier_names), reference.known),
+        "whatif_savings_usd": [
+            r - w for r, w in zip(reference.sums(tier_codes, len(tier_names), saved), exact_whatif(saved))
+        ],
+    }
+    known_for = {
+        "cost_usd": original_known,
+        "whatif_cost_usd": whatif_known,
+        "delta_usd": comparable,
+        "whatif_equivalent_claude_cost_usd": reference.known,
+        "whatif_savings_usd": saved,
+    }
+    by_tier = pd.DataFrame(
+        {
+            name: values if name not in known_for else _money(values, np.bincount(tier_codes, weights=known_for[name], minlength=len(tier_names)))
+            for name, values in per_tier.items()
+        },
+        index=pd.CategoricalIndex(tier_names, name="tier"),
+    )
+    totals: dict[str, Any] = {
+        name: int(sum(values)) if name not in known_for else _money_scalar(sum(values, Decimal(0)), bool(known_for[name].any()))
+        for name, values in per_tier.items()
+    }
+    totals.update(price_table=prices.version, reference_model=reference_model, tier_models=dict(tier_models or {}))
+    return Repricing(rows=rows, by_tier=by_tier, totals=totals)
+
+
+@dataclass(frozen=True)
+class _Priced:
+    """Prices of the distinct (model, tokens) keys among some rows, and which row has which key."""
+
+    codes: np.ndarray  # per row: index into decimals, -1 where not priced
+    decimals: list[Decimal | None]
+    floats: np.ndarray  # per row, NaN where unknown
+    known: np.ndarray  # per row
+
+    @classmethod
+    def of(cls, rows: np.ndarray, columns: list[np.ndarray], ask: Any, n: int) -> _Priced:
+        codes = np.full(n, -1, dtype="int64")
+        decimals: list[Decimal | None] = []
+        if len(rows):
+            keys = pd.DataFrame({i: column[rows] for i, column in enumerate(columns)})
+            row_codes = keys.groupby(list(keys.columns), sort=False, dropna=False).ngroup().to_numpy()
+            _, first = np.unique(row_codes, return_index=True)  # first row of each code, in code order
+            uniques = keys.iloc[first].itertuples(index=False, name=None)
+            decimals = [ask(m, int(a), int(b), int(c), int(d)) for m, a, b, c, d in uniques]
+            codes[rows] = row_codes
+        unit = np.array([np.nan if d is None else float(d) for d in decimals] + [np.nan], dtype="float64")
+        floats = unit[codes]  # code -1 picks the trailing NaN
+        return cls(codes=codes, decimals=decimals, floats=floats, known=~np.isnan(floats))
+
+    def sums(self, groups: np.ndarray, n_groups: int, mask: np.ndarray) -> list[Decimal]:
+        """Exact sum of the known prices per group, over the rows in ``mask``."""
+        out = [Decimal(0)] * n_groups
+        take = mask & (self.codes >= 0)
+        pairs, counts = np.unique(groups[take] * (len(self.decimals) + 1) + self.codes[take], return_counts=True)
+        for pair, count in zip(pairs.tolist(), counts.tolist()):
+            group, code = divmod(pair, len(self.decimals) + 1)
+            price = self.decimals[code]
+            if price is not None:
+                out[group] += price * count
+        return out
+
+
+def _whatif_models(df: pd.DataFrame, tier_models: Mapping[str, str] | None) -> np.ndarray:
+    model = df["model_used"].astype(object).to_numpy()
+    if not tier_models:
+        return np.where(pd.isna(model), None, model)
+    present = set(df["tier"].dropna().unique().tolist())
+    unknown = [t for t in tier_models if t not in TIERS and t not in present]
+    if unknown:
+        raise ValueError(f"tier_models: unknown tier {unknown[0]!r}; expected one of {', '.join(TIERS)}")
+    mapped = df["tier"].astype(object).map(dict(tier_models)).to_numpy()
+    chosen = np.where(pd.isna(mapped), model, mapped)
+    return np.where(pd.isna(chosen), None, chosen)
+
+
+def _nanos(usd: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """USD floats back to the store's exact integer nano-USD (0 where unknown), and a known mask."""
+    values = usd.to_numpy("float64", na_value=np.nan)
+    known = ~np.isnan(values)
+    return np.where(known, np.rint(values * 1e9), 0).astype("int64"), known
+
+
+def _nano_sums(nanos: np.ndarray, groups: np.ndarray, n_groups: int, mask: np.ndarray) -> list[Decimal]:
+    return [Decimal(int(nanos[mask & (groups == g)].sum())) / _NANO for g in range(n_groups)]
+
+
+def _money(values: list[Decimal], known_runs: np.ndarray) -> pd.Series:
+    return pd.array([float(v) if k else None for v, k in zip(values, known_runs)], dtype="Float64")
+
+
+def _money_scalar(value: Decimal, known: bool) -> float | None:
+    return float(value) if known else None
+
+
+def _float_column(values: np.ndarray, index: pd.Index) -> pd.Series:
+    return pd.Series(values, index=index, dtype="float64").astype("Float64")
