@@ -1,0 +1,164 @@
+"""Opening the store: WAL, versioned migrations, and a clear StoreError for every bad path."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from agentcom.errors import StoreError
+from agentcom.store.db import open_db, transaction
+from agentcom.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+
+def test_a_new_store_is_in_wal_mode_at_the_latest_schema(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "dir" / "hub.db"
+    conn = open_db(path)
+    assert path.exists()
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == len(MIGRATIONS) >= 1
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"tasks", "task_history", "executions", "agent_tokens", "meta"} <= tables
+    conn.close()
+
+
+def test_reopening_keeps_data_and_does_not_migrate_again(tmp_path: Path) -> None:
+    path = tmp_path / "hub.db"
+    conn = open_db(path)
+    conn.execute("INSERT INTO meta(key, value) VALUES ('k', 'v')")
+    conn.close()
+    again = open_db(path)
+    assert again.execute("SELECT value FROM meta WHERE key='k'").fetchone()[0] == "v"
+    assert again.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    again.close()
+
+
+def test_an_empty_sqlite_file_is_migrated_from_version_0(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    sqlite3.connect(path).close()
+    conn = open_db(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()
+
+
+def test_a_store_from_a_newer_agentcom_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    raw = sqlite3.connect(path)
+    raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    raw.close()
+    with pytest.raises(StoreError, match=r"newer than this AgentCom.*upgrade"):
+        open_db(path)
+
+
+def test_a_failed_migration_leaves_the_file_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "half.db"
+    raw = sqlite3.connect(path)
+    raw.execute("CREATE TABLE tasks (x)")  # migration 1 will collide with this
+    raw.close()
+    with pytest.raises(StoreError, match="cannot be used"):
+        open_db(path)
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 0
+    assert {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")} == {"tasks"}
+    raw.close()
+
+
+@pytest.mark.parametrize("content", [b"this is not a database\n" * 100, os.urandom(8192),
+                                     b"SQLite format 3\x00" + b"\xff" * 4096])
+def test_a_corrupt_file_is_a_store_error_naming_it(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "corrupt.db"
+    path.write_bytes(content)
+    with pytest.raises(StoreError) as info:
+        open_db(path)
+    message = str(info.value)
+    assert str(path) in message and "\n" not in message
+    assert "AgentCom database" in message
+
+
+def test_a_directory_is_not_a_database(tmp_path: Path) -> None:
+    (tmp_path / "dir.db").mkdir()
+    with pytest.raises(StoreError, match="dir.db"):
+        open_db(tmp_path / "dir.db")
+
+
+def test_a_parent_that_is_a_file_is_a_store_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(StoreError, match="cannot create the directory"):
+        open_db(tmp_path / "file" / "hub.db")
+
+
+def test_transactions_roll_back_on_error(tmp_path: Path) -> None:
+    conn = open_db(tmp_path / "hub.db")
+    with pytest.raises(RuntimeError):
+        with transaction(conn):
+            conn.execute("INSERT INTO meta(key, value) VALUES ('a', '1')")
+            with transaction(conn):  # nested: part of the outer one
+                conn.execute("INSERT INTO meta(key, value) VALUES ('b', '2')")
+            raise RuntimeError("boom")
+    assert conn.execute("SELECT count(*) FROM meta").fetchone()[0] == 0
+    assert not conn.in_transaction
+    conn.close()
+
+
+# --------------------------------------------------------------------------- read-only paths
+# Root may write anything, so these run the open in a child process as an unprivileged user.
+
+_UNPRIVILEGED = 65534  # nobody
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory an unprivileged child can reach (pytest's tmp_path is private to root)."""
+    path = Path(tempfile.mkdtemp(prefix="agentcom-store-ro-"))
+    path.chmod(0o755)
+    yield path
+    for sub in path.rglob("*"):
+        sub.chmod(0o755 if sub.is_dir() else 0o644)
+    shutil.rmtree(path)
+
+
+def _open_as_user(path: Path) -> subprocess.CompletedProcess[str]:
+    """Open ``path`` in a child that gives up root (after its imports) before it touches the file."""
+    code = textwrap.dedent(f"""
+        import os, sys
+        from agentcom.errors import StoreError
+        from agentcom.store.db import open_db
+        if os.geteuid() == 0:
+            os.setgid({_UNPRIVILEGED})
+            os.setuid({_UNPRIVILEGED})
+        try:
+            open_db({str(path)!r})
+        except StoreError as exc:
+            print(exc)
+            sys.exit(3)
+        print("opened")
+    """)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+
+
+def test_a_read_only_database_file_is_a_clear_error(shared_dir: Path) -> None:
+    path = shared_dir / "hub.db"
+    open_db(path).close()
+    for p in shared_dir.iterdir():
+        p.chmod(0o444)
+    shared_dir.chmod(0o777)  # the directory is writable: only the file is not
+    done = _open_as_user(path)
+    assert done.returncode == 3, done.stderr
+    assert "read-only" in done.stdout and str(path) in done.stdout
+
+
+def test_a_read_only_directory_is_a_clear_error(shared_dir: Path) -> None:
+    ro = shared_dir / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    done = _open_as_user(ro / "hub.db")
+    assert done.returncode == 3, done.stderr
+    assert "not writable" in done.stdout and str(ro) in done.stdout
