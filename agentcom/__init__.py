@@ -19,3 +19,10 @@ def __getattr__(name: str) -> Any:
 
         return getattr(client, name)
     raise AttributeError(f"module 'agentcom' has no attribute {name!r}")
+
+
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    """Jupyter server extension point: the hub runs inside ``jupyter lab`` / ``jupyter server``."""
+    from agentcom.jupyter.app import AgentComExtension
+
+    return [{"module": "agentcom.jupyter.app", "app": AgentComExtension}]
