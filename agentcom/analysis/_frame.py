@@ -179,6 +179,8 @@ def _bool(column: pd.Series) -> pd.Series:
         return (column.astype(_FLOAT) != 0).astype(_BOOL)
     text = _str(column).str.strip().str.lower()
     parsed = text.map(_TRUTHY)
+    numbers = pd.to_numeric(text.where(parsed.isna()), errors="coerce")  # "1.0" from a CSV with gaps
+    parsed = parsed.where(parsed.notna(), numbers.where(numbers.isna(), numbers != 0))
     bad = parsed.isna() & text.notna() & (text != "")
     if bad.any():
         raise ValueError(f"expected true/false or 1/0, got {column[bad].iloc[0]!r}")
