@@ -1,0 +1,362 @@
+"""Dashboard connections without a socket: the fan-out from the hub and one session per dashboard.
+
+``DashboardFanout`` is the hub's single pubsub listener for all dashboards. It turns each
+message into its wire form once (an execution event is encoded to JSON bytes once, not
+once per dashboard) and appends it to every session's buffer. That is all the hub's path
+ever does for a dashboard: an append to a bounded buffer, never a socket write.
+
+``DashboardSession`` is one connection's state, fed raw text by a transport and writing
+text frames through a ``write`` callable that returns the transport's write future (or
+None). ``flush`` runs every ``batch_interval_ms`` and whenever a command is answered. It
+writes only when that connection's previous write has completed, so a stalled client just
+keeps its own buffer full, without ever delaying the hub or any other client. The buffer is bounded:
+``dashboard_buffer`` items and a byte budget. On overflow the *oldest execution events* go
+first and the client is told ``{"type": "dropped", "count": N}`` before its next events.
+Lifecycle deltas are coalesced per task and agent (the latest state replaces the older one),
+so they are bounded by the number of tasks and agents and never dropped.
+
+Inside ``events`` frames each item carries ``kind``: ``task``, ``progress``, ``completion``,
+``agent``, ``agent_left``, ``stats`` (queue counts and money totals after task changes), or
+``execution_event`` (the fields of the ``execution_event`` frame). Items keep the order the hub
+published them in, so execution events stay in ``seq`` order per task.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+import msgspec
+
+from agentcom.errors import ProtocolError
+from agentcom.hub.session import RateWindow
+from agentcom.protocol import codec
+from agentcom.protocol import messages as m
+from agentcom.store.tasks import nano_to_usd
+
+log = logging.getLogger(__name__)
+
+CLOSE_POLICY = 1008
+BYTE_BUDGET = 16 * 1024 * 1024      # execution text buffered per dashboard, on top of the item limit
+MAX_CONTROL_FRAMES = 256            # unread answers to commands before a client counts as abusive
+RECENT_TASKS = 500                  # finished tasks the snapshot lists besides the open ones
+_EXEC_PREFIX = b'{"kind":"execution_event",'
+
+Write = Callable[[str], Any]        # returns the transport's write future (has .done()) or None
+Close = Callable[[int, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecItem:
+    seq: int
+    task_id: str
+    raw: msgspec.Raw
+    size: int
+
+
+def delta_key(topic: str, message: dict[str, Any], seq: int) -> tuple[str, str | int]:
+    """Deltas with the same key coalesce: only the latest is kept while unsent."""
+    kind = message.get("kind")
+    if kind == "task":
+        return ("task", message["task"]["task_id"])
+    if kind in ("progress", "completion"):
+        ident = message.get("task_id") or message.get("completion", {}).get("task_id")
+        return (kind, ident)
+    if kind == "agent":
+        return ("agent", message["agent"]["agent_id"])
+    if kind == "agent_left":
+        return ("agent", message["agent_id"])
+    return (f"{topic}:{kind}", seq)  # unknown kinds are never merged
+
+
+class DashboardFanout:
+    """All dashboards of one hub; subscribes to the hub's pubsub while any is connected."""
+
+    def __init__(self, hub: Any, *, schedule: Callable[[Callable[[], None], int], Callable[[], None]] | None = None) -> None:
+        self.hub = hub
+        self.core = hub.core
+        self.settings = hub.settings
+        self.sessions: dict[DashboardSession, None] = {}
+        self.dropped_total = 0
+        self._seq = itertools.count()
+        self._encoder = msgspec.json.Encoder()
+        self._unsubscribe: Callable[[], None] | None = None
+        self._schedule = schedule
+        self._stop_ticker: Callable[[], None] | None = None
+
+    def __len__(self) -> int:
+        return len(self.sessions)
+
+    def attach(self, session: "DashboardSession") -> None:
+        if not self.sessions:
+            self._unsubscribe = self.core.pubsub.subscribe(self._on_message)
+            if self._schedule is not None:
+                self._stop_ticker = self._schedule(self.flush_all, self.settings.batch_interval_ms)
+        self.sessions[session] = None
+        self._count()
+
+    def detach(self, session: "DashboardSession") -> None:
+        self.sessions.pop(session, None)
+        self._count()
+        if not self.sessions:
+            if self._unsubscribe is not None:
+                self._unsubscribe()
+                self._unsubscribe = None
+            if self._stop_ticker is not None:
+                self._stop_ticker()
+                self._stop_ticker = None
+
+    def _count(self) -> None:
+        self.hub.dashboards = len(self.sessions)
+
+    def flush_all(self) -> None:
+        for session in tuple(self.sessions):
+            session.flush()
+
+    def close_all(self, code: int = 1001, reason: str = "hub shutting down") -> None:
+        for session in tuple(self.sessions):
+            session.close(code, reason)
+
+    def note_dropped(self, count: int) -> None:
+        self.dropped_total += count
+
+    def _on_message(self, topic: str, message: dict[str, Any]) -> None:
+        seq = next(self._seq)
+        if topic == "execution":
+            body = self._encoder.encode(message)
+            raw = _EXEC_PREFIX + body[1:] if len(body) > 2 else b'{"kind":"execution_event"}'
+            item = ExecItem(seq, message["task_id"], msgspec.Raw(raw), len(raw))
+            for session in self.sessions:
+                session.push_execution(item)
+        else:
+            key = delta_key(topic, message, seq)
+            for session in self.sessions:
+                session.push_delta(seq, key, message, topic == "tasks")
+
+    # ------------------------------------------------------------------ views shared by sessions
+
+    def snapshot(self) -> dict[str, Any]:
+        """SNAPSHOT plus ``tasks``: the open tasks and the most recent finished ones."""
+        from agentcom.hub.core import task_summary
+
+        data = self.core.snapshot()
+        open_tasks = {t.task_id: task_summary(t) for t in self.core.tasks.values()}
+        recent, _ = self.core.store.query(limit=RECENT_TASKS)
+        tasks = list(open_tasks.values())
+        tasks.extend(task_summary(t) for t in recent if t.task_id not in open_tasks)
+        data["tasks"] = tasks
+        data["dashboard"] = {"batch_interval_ms": self.settings.batch_interval_ms, "buffer": self.settings.dashboard_buffer}
+        return data
+
+    def stats(self) -> dict[str, Any]:
+        counts, t = self.core.counts, self.core.totals_nano
+        return {
+            "kind": "stats",
+            "queue": dict(counts),
+            "totals": {
+                "cost_usd": nano_to_usd(t["cost"]), "equivalent_claude_cost_usd": nano_to_usd(t["equivalent"]),
+                "savings_usd": nano_to_usd(t["savings"]), "tokens_in": t["tokens_in"], "tokens_out": t["tokens_out"],
+            },
+        }
+
+
+class DashboardSession:
+    """One dashboard: a bounded outgoing buffer, flushed only when its transport is free."""
+
+    def __init__(self, fanout: DashboardFanout, write: Write, close: Close, *,
+                 buffer: int | None = None, byte_budget: int = BYTE_BUDGET, max_frame_bytes: int | None = None) -> None:
+        settings = fanout.settings
+        self.fanout = fanout
+        self.core = fanout.core
+        self._write = write
+        self._close = close
+        self.buffer = buffer or settings.dashboard_buffer
+        self.byte_budget = byte_budget
+        self.max_frame_bytes = max_frame_bytes or settings.max_frame_bytes
+        self.task_filter: str | None = None
+        self.closed = False
+        self.dropped_total = 0
+        self._exec: collections.deque[ExecItem] = collections.deque()
+        self._exec_bytes = 0
+        self._deltas: dict[tuple[str, str | int], tuple[int, dict[str, Any]]] = {}
+        self._control: collections.deque[str] = collections.deque()
+        self._dropped = 0
+        self._snapshot_due = False
+        self._stats_due = False
+        self._inflight: Any = None
+        self._bad = RateWindow(settings.bad_frame_limit, settings.bad_frame_window_ms)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Register with the hub and send the snapshot."""
+        self.fanout.attach(self)
+        self._snapshot_due = True
+        self.flush()
+
+    def close(self, code: int, reason: str) -> None:
+        if not self.closed:
+            self.on_close()
+            self._close(code, reason)
+
+    def on_close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.fanout.detach(self)
+            self._exec.clear()
+            self._deltas.clear()
+            self._control.clear()
+
+    # ------------------------------------------------------------------ from the hub (never blocks)
+
+    def push_execution(self, item: ExecItem) -> None:
+        if self.task_filter is not None and item.task_id != self.task_filter:
+            return
+        self._exec.append(item)
+        self._exec_bytes += item.size
+        self._trim()
+
+    def push_delta(self, seq: int, key: tuple[str, str | int], delta: dict[str, Any], task_delta: bool) -> None:
+        self._deltas.pop(key, None)
+        self._deltas[key] = (seq, delta)
+        self._stats_due = self._stats_due or task_delta
+        self._trim()
+
+    def _trim(self) -> None:
+        dropped = 0
+        while self._exec and (len(self._exec) + len(self._deltas) > self.buffer or self._exec_bytes > self.byte_budget):
+            self._exec_bytes -= self._exec.popleft().size
+            dropped += 1
+        if dropped:
+            self._dropped += dropped
+            self.dropped_total += dropped
+            self.fanout.note_dropped(dropped)
+
+    @property
+    def pending(self) -> int:
+        """Items waiting to be sent (execution events plus coalesced deltas)."""
+        return len(self._exec) + len(self._deltas)
+
+    # ------------------------------------------------------------------ from the client
+
+    def on_text(self, raw: str | bytes) -> None:
+        if self.closed:
+            return
+        try:
+            frame = codec.dashboard_decoder.decode(raw)
+            answer = self._dispatch(frame)
+        except ProtocolError as exc:
+            answer = codec.error_frame(exc)
+            if self._bad.hit(self.core.clock()):
+                self.close(CLOSE_POLICY, "too many bad frames")
+                return
+        if answer is not None:
+            if len(self._control) >= MAX_CONTROL_FRAMES:
+                self.close(CLOSE_POLICY, "too many unread answers")
+                return
+            self._control.append(codec.encode(answer))
+        self.flush()
+
+    def _dispatch(self, frame: msgspec.Struct) -> msgspec.Struct | None:
+        match frame:
+            case m.RequestSnapshot():
+                self._snapshot_due = True
+            case m.Subscribe(task_id=task_id):
+                self.subscribe(task_id)
+            case m.CancelTask(task_id=task_id):
+                task = self.core.cancel(task_id)
+                return m.CommandResult(command="cancel_task", task_id=task.task_id, status=task.status)
+            case m.RetryTask(task_id=task_id):
+                task = self.core.retry(task_id)
+                return m.CommandResult(command="retry_task", task_id=task.task_id, status=task.status)
+            case m.Ping():
+                return m.Pong(timestamp=self.core.clock())
+        return None
+
+    def subscribe(self, task_id: str | None) -> None:
+        """Stream one task's execution output (or every task's with None)."""
+        self.task_filter = task_id
+        if task_id is not None:
+            kept = [item for item in self._exec if item.task_id == task_id]
+            self._exec = collections.deque(kept)
+            self._exec_bytes = sum(item.size for item in kept)
+
+    # ------------------------------------------------------------------ to the client
+
+    @property
+    def busy(self) -> bool:
+        return self._inflight is not None and not self._inflight.done()
+
+    def flush(self) -> bool:
+        """Write what is pending if the previous write has completed; True if anything was written."""
+        if self.closed or self.busy:
+            return False
+        frames: list[str] = []
+        if self._snapshot_due:
+            self._snapshot_due = False
+            self._deltas.clear()          # the snapshot already contains their effect
+            self._stats_due = False
+            frames.append(codec.encode(m.SnapshotFrame(data=self.fanout.snapshot())))
+        frames.extend(self._control)
+        self._control.clear()
+        if self._dropped:
+            frames.append(codec.encode(m.Dropped(count=self._dropped)))
+            self._dropped = 0
+        frames.extend(self._events_frames())
+        if not frames:
+            return False
+        future = None
+        for text in frames:
+            future = self._write(text) or future
+        self._inflight = future
+        return True
+
+    def _events_frames(self) -> Iterable[str]:
+        if not self._exec and not self._deltas and not self._stats_due:
+            return []
+        items = _merge(self._exec, self._deltas.values())
+        if self._stats_due:
+            items.append(self.fanout.stats())
+        self._exec.clear()
+        self._exec_bytes = 0
+        self._deltas.clear()
+        self._stats_due = False
+        return _chunked(items, self.max_frame_bytes)
+
+
+def _merge(execs: Iterable[ExecItem], deltas: Iterable[tuple[int, dict[str, Any]]]) -> list[Any]:
+    """Execution events and deltas in the order the hub published them."""
+    out: list[Any] = []
+    ordered_deltas = sorted(deltas, key=lambda d: d[0])
+    i = 0
+    for item in execs:
+        while i < len(ordered_deltas) and ordered_deltas[i][0] < item.seq:
+            out.append(ordered_deltas[i][1])
+            i += 1
+        out.append(item.raw)
+    out.extend(d for _, d in ordered_deltas[i:])
+    return out
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def _chunked(items: list[Any], max_bytes: int) -> list[str]:
+    """``events`` frames no larger than ``max_bytes`` each (a single oversized item goes alone)."""
+    budget = max(1024, max_bytes - 64)
+    frames: list[str] = []
+    chunk: list[Any] = []
+    size = 0
+    for item in items:
+        item_size = len(item) if isinstance(item, msgspec.Raw) else len(_encoder.encode(item))
+        if chunk and size + item_size + 1 > budget:
+            frames.append(_encoder.encode(m.EventsFrame(data=chunk)).decode())
+            chunk, size = [], 0
+        chunk.append(item)
+        size += item_size + 1
+    if chunk:
+        frames.append(_encoder.encode(m.EventsFrame(data=chunk)).decode())
+    return frames

@@ -1,0 +1,151 @@
+"""Prometheus metrics of one hub, served at ``/agentcom/metrics`` (authenticated like the API).
+
+Each hub has its own ``CollectorRegistry``: two hubs in one process (tests, notebooks) never
+share or clash over series, and nothing lands in prometheus_client's global registry.
+
+Gauges and money totals are read at scrape time from the hub's state and its store, so they
+are exact and survive restarts (the cost counters are sums over the executions table).
+Latency histograms and the execution event counter are fed live from the hub's pubsub.
+
+| metric | type | labels |
+|---|---|---|
+| agentcom_tasks | gauge | state |
+| agentcom_queue_depth | gauge | |
+| agentcom_ready_tasks | gauge | |
+| agentcom_assignment_latency_seconds | histogram (queued until assigned) | |
+| agentcom_completion_latency_seconds | histogram (submitted until completed) | |
+| agentcom_execution_events_total | counter | event_type |
+| agentcom_connected_sidecars | gauge | |
+| agentcom_connected_dashboards | gauge | |
+| agentcom_dashboard_dropped_events_total | counter | |
+| agentcom_executions_total | counter | status, tier |
+| agentcom_tokens_total | counter | model, tier, direction (in/out) |
+| agentcom_cost_usd_total | counter | model, tier |
+| agentcom_equivalent_claude_cost_usd_total | counter | model, tier |
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from tornado import web
+
+from agentcom.store.tasks import ALL_STATES
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+_FINAL = frozenset({"completed", "failed", "dead_letter", "cancelled"})
+
+
+class HubMetrics:
+    def __init__(self, hub: Any, fanout: Any = None) -> None:
+        self.hub = hub
+        self.fanout = fanout
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.assignment_latency = Histogram(
+            "agentcom_assignment_latency_seconds", "Time a task waited in the queue before it was assigned.",
+            buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.completion_latency = Histogram(
+            "agentcom_completion_latency_seconds", "Time from submission to completion of a task.",
+            buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.execution_events = Counter(
+            "agentcom_execution_events", "Execution events streamed by sidecars.", ["event_type"],
+            registry=self.registry)
+        self.registry.register(_StateCollector(hub, fanout))
+        self._queued_at: dict[str, int] = {}
+        self._unsubscribe = hub.core.pubsub.subscribe(self._on_message, ("tasks", "execution"))
+
+    def close(self) -> None:
+        self._unsubscribe()
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def _on_message(self, topic: str, message: dict[str, Any]) -> None:
+        if topic == "execution":
+            self.execution_events.labels(message.get("event_type") or "unknown").inc()
+            return
+        if message.get("kind") != "task":
+            return
+        task = message["task"]
+        task_id, status = task["task_id"], task["status"]
+        if status == "queued":
+            self._queued_at[task_id] = task["updated_at"]
+        elif status == "assigned":
+            since = self._queued_at.pop(task_id, task["created_at"])
+            self.assignment_latency.observe(max(0, task["updated_at"] - since) / 1000)
+        elif status in _FINAL:
+            self._queued_at.pop(task_id, None)
+            if status == "completed" and task.get("completed_at"):
+                self.completion_latency.observe(max(0, task["completed_at"] - task["created_at"]) / 1000)
+
+
+class _StateCollector:
+    """Values read from the hub when scraped."""
+
+    def __init__(self, hub: Any, fanout: Any) -> None:
+        self.hub = hub
+        self.fanout = fanout
+
+    def collect(self) -> Iterator[Metric]:
+        core = self.hub.core
+        tasks = GaugeMetricFamily("agentcom_tasks", "Tasks by state.", labels=["state"])
+        for state in ALL_STATES:
+            tasks.add_metric([state], core.counts.get(state, 0))
+        yield tasks
+        yield GaugeMetricFamily("agentcom_queue_depth", "Tasks queued (waiting for an agent, a dependency or an endpoint).",
+                                value=core.counts.get("queued", 0))
+        yield GaugeMetricFamily("agentcom_ready_tasks", "Queued tasks that could be assigned now.", value=len(core.ready))
+        yield GaugeMetricFamily("agentcom_connected_sidecars", "Sidecars connected now.",
+                                value=sum(1 for a in core.agents.values() if a.online))
+        yield GaugeMetricFamily("agentcom_connected_dashboards", "Dashboards connected now.",
+                                value=len(self.fanout) if self.fanout is not None else getattr(self.hub, "dashboards", 0))
+        yield CounterMetricFamily("agentcom_dashboard_dropped_events",
+                                  "Execution events dropped for slow dashboards (oldest first).",
+                                  value=self.fanout.dropped_total if self.fanout is not None else 0)
+        yield from self._money(core.store.conn)
+
+    @staticmethod
+    def _money(conn: Any) -> Iterator[Metric]:
+        executions = CounterMetricFamily("agentcom_executions", "Finished executions.", labels=["status", "tier"])
+        tokens = CounterMetricFamily("agentcom_tokens", "Tokens used.", labels=["model", "tier", "direction"])
+        cost = CounterMetricFamily("agentcom_cost_usd", "Estimated spend in USD.", labels=["model", "tier"])
+        claude = CounterMetricFamily("agentcom_equivalent_claude_cost_usd",
+                                     "What the same work would have cost on the reference Claude model, USD.",
+                                     labels=["model", "tier"])
+        rows = conn.execute(
+            "SELECT coalesce(model_used, 'unknown'), coalesce(tier, 'unknown'), status, count(*), "
+            "coalesce(sum(tokens_in), 0), coalesce(sum(tokens_out), 0), coalesce(sum(cost_nusd), 0), "
+            "coalesce(sum(equivalent_claude_cost_nusd), 0) FROM executions GROUP BY 1, 2, 3"
+        ).fetchall()
+        by_status: dict[tuple[str, str], int] = {}
+        by_model: dict[tuple[str, str], list[int]] = {}
+        for model, tier, status, count, t_in, t_out, nusd, eq in rows:
+            by_status[(status, tier)] = by_status.get((status, tier), 0) + count
+            sums = by_model.setdefault((model, tier), [0, 0, 0, 0])
+            for i, value in enumerate((t_in, t_out, nusd, eq)):
+                sums[i] += int(value)
+        for (status, tier), count in sorted(by_status.items()):
+            executions.add_metric([status, tier], count)
+        for (model, tier), (t_in, t_out, nusd, eq) in sorted(by_model.items()):
+            tokens.add_metric([model, tier, "in"], t_in)
+            tokens.add_metric([model, tier, "out"], t_out)
+            cost.add_metric([model, tier], nusd / 1e9)
+            claude.add_metric([model, tier], eq / 1e9)
+        yield from (executions, tokens, cost, claude)
+
+
+class MetricsLogic:
+    """``GET /agentcom/metrics``: Prometheus text format."""
+
+    def initialize(self, hub: Any, metrics: HubMetrics, **_: Any) -> None:
+        self.hub = hub
+        self.metrics = metrics
+
+    @web.authenticated
+    def get(self) -> None:
+        handler: web.RequestHandler = self  # type: ignore[assignment]
+        handler.set_header("Content-Type", CONTENT_TYPE_LATEST)
+        handler.finish(self.metrics.exposition())
