@@ -8,6 +8,10 @@ Prices are asked once per distinct (model, token counts) and kept as ``Decimal``
 exact sums of those Decimals (originals are exact too: the store keeps nano-USD) and become
 floats only at the end. Rows without a model (shell runs) that no tier mapping touches keep
 their original cost.
+
+The what-if "equivalent Claude cost" follows the hub's rule, so what-if savings compare with
+the recorded ``savings_usd``: a run on a Claude model is its own equivalent, any other run with
+tokens is priced on ``reference_model``, and a run without tokens has none.
 """
 
 from __future__ import annotations
@@ -47,8 +51,8 @@ class Repricing:
     ``rows``: one per execution (same index as the input): task_id, generation, tier,
     model_used, whatif_model, the four token counts, cost_usd, whatif_cost_usd, delta_usd
     (what-if minus original, NA unless both are known), equivalent_claude_cost_usd,
-    savings_usd, whatif_equivalent_claude_cost_usd (the reference model under the new table),
-    whatif_savings_usd.
+    savings_usd, whatif_equivalent_claude_cost_usd (under the new table, by the hub's rule in the
+    module docstring), whatif_savings_usd.
 
     ``by_tier``: per tier: runs, unpriced_runs, whatif_unpriced_runs, comparable_runs (priced
     both ways), cost_usd, whatif_cost_usd (each over its own priced runs), delta_usd (over
@@ -86,8 +90,8 @@ def reprice(
 
     table_rows = ~carried & tokens_known
     whatif = _Priced.of(np.flatnonzero(table_rows), [model, *counts], ask, len(df))
-    reference_model_column = np.full(len(df), reference_model, dtype=object)
-    reference = _Priced.of(np.flatnonzero(tokens_known), [reference_model_column, *counts], ask, len(df))
+    reference = _Priced.of(np.flatnonzero(tokens_known & (sum(counts) > 0)),
+                           [_equivalent_models(model, reference_model), *counts], ask, len(df))
 
     original = df["estimated_cost_usd"]
     whatif_float = np.where(carried, original.to_numpy("float64", na_value=np.nan), whatif.floats)
@@ -115,52 +119,63 @@ def reprice(
         index=index,
     )
 
-    tier = _labels(df, ["tier"])[0]
-    tier_codes, tier_names = pd.factorize(tier, sort=True)
-    comparable = whatif_known & original_known
-    saved = whatif_known & reference.known
-
-    def exact_whatif(mask: np.ndarray) -> list[Decimal]:
-        from_table = whatif.sums(tier_codes, len(tier_names), mask & ~carried)
-        kept = _nano_sums(original_nano, tier_codes, len(tier_names), mask & carried)
-        return [a + b for a, b in zip(from_table, kept)]
-
-    per_tier = {
-        "runs": np.bincount(tier_codes, minlength=len(tier_names)),
-        "unpriced_runs": np.bincount(tier_codes, weights=~original_known, minlength=len(tier_names)).astype("int64"),
-        "whatif_unpriced_runs": np.bincount(tier_codes, weights=~whatif_known, minlength=len(tier_names)).astype("int64"),
-        "comparable_runs": np.bincount(tier_codes, weights=comparable, minlength=len(tier_names)).astype("int64"),
-        "cost_usd": _nano_sums(original_nano, tier_codes, len(tier_names), original_known),
-        "whatif_cost_usd": exact_whatif(whatif_known),
-        "delta_usd": [
-            w - o
-            for w, o in zip(exact_whatif(comparable), _nano_sums(original_nano, tier_codes, len(tier_names), comparable))
-        ],
-        "whatif_equivalent_claude_cost_usd": reference.sums(tier_codes, len(tier_names), reference.known),
-        "whatif_savings_usd": [
-            r - w for r, w in zip(reference.sums(tier_codes, len(tier_names), saved), exact_whatif(saved))
-        ],
-    }
-    known_for = {
-        "cost_usd": original_known,
-        "whatif_cost_usd": whatif_known,
-        "delta_usd": comparable,
-        "whatif_equivalent_claude_cost_usd": reference.known,
-        "whatif_savings_usd": saved,
-    }
-    by_tier = pd.DataFrame(
-        {
-            name: values if name not in known_for else _money(values, np.bincount(tier_codes, weights=known_for[name], minlength=len(tier_names)))
-            for name, values in per_tier.items()
-        },
-        index=pd.CategoricalIndex(tier_names, name="tier"),
+    by_tier, totals = _tier_totals(
+        _labels(df, ["tier"])[0], _Original(original_nano, original_known), whatif, whatif_known, carried, reference
     )
-    totals: dict[str, Any] = {
-        name: int(sum(values)) if name not in known_for else _money_scalar(sum(values, Decimal(0)), bool(known_for[name].any()))
-        for name, values in per_tier.items()
-    }
     totals.update(price_table=prices.version, reference_model=reference_model, tier_models=dict(tier_models or {}))
     return Repricing(rows=rows, by_tier=by_tier, totals=totals)
+
+
+@dataclass(frozen=True)
+class _Original:
+    nanos: np.ndarray  # exact recorded cost per row in nano-USD, 0 where unknown
+    known: np.ndarray
+
+
+def _tier_totals(
+    tier: pd.Series, original: _Original, whatif: _Priced, whatif_known: np.ndarray, carried: np.ndarray,
+    reference: _Priced,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Exact per-tier and overall sums; each USD figure only over the rows where it is known."""
+    codes, names = pd.factorize(tier, sort=True)
+    n = len(names)
+    comparable = whatif_known & original.known
+    saved = whatif_known & reference.known
+
+    def count(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(codes[mask], minlength=n)
+
+    def recorded(mask: np.ndarray) -> list[Decimal]:
+        return [Decimal(int(original.nanos[mask & (codes == g)].sum())) / _NANO for g in range(n)]
+
+    def whatif_cost(mask: np.ndarray) -> list[Decimal]:  # carried rows keep their recorded cost
+        return [a + b for a, b in zip(whatif.sums(codes, n, mask & ~carried), recorded(mask & carried))]
+
+    money = {  # column -> (exact sums per tier, rows it is known for)
+        "cost_usd": (recorded(original.known), original.known),
+        "whatif_cost_usd": (whatif_cost(whatif_known), whatif_known),
+        "delta_usd": (_minus(whatif_cost(comparable), recorded(comparable)), comparable),
+        "whatif_equivalent_claude_cost_usd": (reference.sums(codes, n, reference.known), reference.known),
+        "whatif_savings_usd": (_minus(reference.sums(codes, n, saved), whatif_cost(saved)), saved),
+    }
+    counts = {
+        "runs": count(np.ones(len(codes), dtype=bool)),
+        "unpriced_runs": count(~original.known),
+        "whatif_unpriced_runs": count(~whatif_known),
+        "comparable_runs": count(comparable),
+    }
+    by_tier = pd.DataFrame(
+        {**counts, **{name: _money(sums, count(known)) for name, (sums, known) in money.items()}},
+        index=pd.CategoricalIndex(names, name="tier"),
+    )
+    totals: dict[str, Any] = {name: int(values.sum()) for name, values in counts.items()}
+    for name, (sums, known) in money.items():
+        totals[name] = float(sum(sums, Decimal(0))) if known.any() else None
+    return by_tier, totals
+
+
+def _minus(a: list[Decimal], b: list[Decimal]) -> list[Decimal]:
+    return [x - y for x, y in zip(a, b)]
 
 
 @dataclass(frozen=True)
@@ -213,6 +228,13 @@ def _whatif_models(df: pd.DataFrame, tier_models: Mapping[str, str] | None) -> n
     return np.where(pd.isna(chosen), None, chosen)
 
 
+def _equivalent_models(model: np.ndarray, reference_model: str) -> np.ndarray:
+    """The model that prices a row's "equivalent Claude cost", as the hub records it: a Claude
+    model is its own equivalent, anything else is compared with the reference model."""
+    is_claude = pd.Series(model, dtype="str").str.contains("claude", case=False, na=False, regex=False)
+    return np.where(is_claude, model, reference_model)
+
+
 def _nanos(usd: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """USD floats back to the store's exact integer nano-USD (0 where unknown), and a known mask."""
     values = usd.to_numpy("float64", na_value=np.nan)
@@ -220,16 +242,8 @@ def _nanos(usd: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return np.where(known, np.rint(values * 1e9), 0).astype("int64"), known
 
 
-def _nano_sums(nanos: np.ndarray, groups: np.ndarray, n_groups: int, mask: np.ndarray) -> list[Decimal]:
-    return [Decimal(int(nanos[mask & (groups == g)].sum())) / _NANO for g in range(n_groups)]
-
-
-def _money(values: list[Decimal], known_runs: np.ndarray) -> pd.Series:
+def _money(values: list[Decimal], known_runs: np.ndarray) -> pd.api.extensions.ExtensionArray:
     return pd.array([float(v) if k else None for v, k in zip(values, known_runs)], dtype="Float64")
-
-
-def _money_scalar(value: Decimal, known: bool) -> float | None:
-    return float(value) if known else None
 
 
 def _float_column(values: np.ndarray, index: pd.Index) -> pd.Series:
