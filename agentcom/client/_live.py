@@ -1,0 +1,154 @@
+"""``client.live_executions()``: an executions DataFrame that grows as executions finish.
+
+Rows come from ``GET /agentcom/api/executions`` (so they carry every column and are exactly
+what ``client.executions()`` returns, typed by :func:`agentcom.analysis.executions_frame`);
+*when* to fetch comes from the dashboard socket: a completion delta, or a task delta that
+means an execution ended (failed, dead letter, requeued after a failure), schedules one
+incremental fetch (``since`` = the newest ``completed_at`` held; rows are deduplicated by
+``(task_id, generation)``). Fetches run on the loop with Tornado's async client, are
+coalesced (at most one in flight, a follow-up if more ended meanwhile) and never block a cell.
+
+``.frame`` is rebuilt lazily after new rows arrive, so a notebook cell can re-chart it at any time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from agentcom.client._client import HubClient
+
+log = logging.getLogger(__name__)
+
+_ENDED = frozenset(("completed", "failed", "dead_letter", "queued"))
+
+
+class LiveExecutions:
+    """A live executions table: ``.frame`` (a DataFrame), ``len()``, ``_repr_html_``."""
+
+    def __init__(self, client: "HubClient", *, debounce: float = 0.2) -> None:
+        self._client = client
+        self.debounce = debounce
+        self._records: list[dict[str, Any]] = []
+        self._keys: set[tuple[Any, Any]] = set()
+        self._since = 0
+        self._frame: pd.DataFrame | None = None
+        self._fetching: asyncio.Task[None] | None = None
+        self._again = False
+        self._timer: asyncio.TimerHandle | None = None
+        self.fetches = 0
+        self.last_error: str | None = None
+        self._ready = asyncio.Event()
+        self._remove = client.feed.add_listener(self._on_feed)
+        self.refresh()
+
+    # ------------------------------------------------------------------ data
+
+    @property
+    def frame(self) -> "pd.DataFrame":
+        """All executions so far, typed like ``client.executions()``."""
+        if self._frame is None:
+            from agentcom.analysis import executions_frame
+
+            self._frame = executions_frame(self._records)
+        return self._frame
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def _add(self, rows: list[dict[str, Any]]) -> None:
+        added = 0
+        for row in rows:
+            key = (row.get("task_id"), row.get("generation"))
+            if key in self._keys:
+                continue
+            self._keys.add(key)
+            self._records.append(row)
+            self._since = max(self._since, int(row.get("completed_at") or 0))
+            added += 1
+        if added:
+            self._frame = None
+
+    # ------------------------------------------------------------------ fetching
+
+    def refresh(self) -> None:
+        """Fetch rows finished since the last fetch (scheduled on the running loop)."""
+        if self._fetching is not None and not self._fetching.done():
+            self._again = True
+            return
+        self._fetching = asyncio.get_running_loop().create_task(self._fetch())
+
+    async def wait_ready(self, timeout: float = 10.0) -> "LiveExecutions":
+        """Wait for the first fetch (the rows that existed when this object was made)."""
+        await asyncio.wait_for(self._ready.wait(), timeout)
+        return self
+
+    async def settle(self, timeout: float = 10.0) -> "LiveExecutions":
+        """Wait until no fetch is pending or running (tests, scripts)."""
+        async def idle() -> None:
+            while self._timer is not None or (self._fetching is not None and not self._fetching.done()):
+                if self._fetching is not None and not self._fetching.done():
+                    await asyncio.shield(self._fetching)
+                else:
+                    await asyncio.sleep(self.debounce / 2)
+
+        await asyncio.wait_for(idle(), timeout)
+        return self
+
+    async def _fetch(self) -> None:
+        while True:
+            self._again = False
+            try:
+                rows = await self._client._http.arequest("GET", "agentcom/api/executions",
+                                                         params={"since": self._since or None})
+                self._add(rows if isinstance(rows, list) else [])
+                self.fetches += 1
+                self.last_error = None
+            except Exception as exc:  # noqa: BLE001 - keep the live table alive; the error is shown
+                self.last_error = str(exc)
+                log.warning("live executions: fetch failed: %s", exc)
+            self._ready.set()
+            if not self._again:
+                return
+
+    def _on_feed(self, kind: str, data: Any) -> None:
+        if kind == "completion" or (kind == "task" and data.get("status") in _ENDED and (data.get("generation") or 0) > 0):
+            self._schedule()
+        elif kind == "snapshot" and self._ready.is_set():
+            self._schedule()   # after a reconnect: catch up on whatever finished while away
+
+    def _schedule(self) -> None:
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.debounce, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self.refresh()
+
+    def close(self) -> None:
+        """Stop following the feed."""
+        self._remove()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    # ------------------------------------------------------------------ display
+
+    def __repr__(self) -> str:
+        return f"<LiveExecutions: {len(self._records)} executions, live>"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        caption = f"{len(self._records)} executions (live; <code>.frame</code> for the DataFrame)"
+        if self.last_error:
+            caption += f" &middot; last fetch failed: {html.escape(self.last_error)}"
+        table = self.frame.tail(20).to_html(max_cols=12, border=0)
+        return f"<div><div style='color:#888'>{caption}</div>{table}</div>"
+
+
+__all__ = ["LiveExecutions"]
