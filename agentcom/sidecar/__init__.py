@@ -2,11 +2,25 @@
 
 ``Sidecar`` (``runtime``) is the long-running client; ``ProgressEmitter`` (``emitter``)
 batches streamed output into EVENTs; ``Journal`` (``journal``) keeps tasks in hand across
-crashes; ``cli`` is the ``agentcom sidecar`` command.
+crashes; ``cli`` is the ``agentcom sidecar`` command. Names are imported on first use, so
+``import agentcom.sidecar.journal`` does not pull in the executors and their SDKs.
 """
 
-from agentcom.sidecar.emitter import ProgressEmitter
-from agentcom.sidecar.journal import Journal, JournalError
-from agentcom.sidecar.runtime import Backoff, Sidecar, SidecarRefused, sidecar_url
+from __future__ import annotations
 
-__all__ = ["Backoff", "Journal", "JournalError", "ProgressEmitter", "Sidecar", "SidecarRefused", "sidecar_url"]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Backoff": "runtime", "Journal": "journal", "JournalError": "journal", "ProgressEmitter": "emitter",
+    "Sidecar": "runtime", "SidecarRefused": "runtime", "sidecar_url": "runtime",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agentcom.sidecar' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"agentcom.sidecar.{module}"), name)

@@ -39,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--capability", metavar="C", action="append", default=[], dest="capabilities",
                         help="a capability this sidecar offers (repeatable)")
     parser.add_argument("--ollama-url", metavar="URL", help="Ollama server this sidecar runs models on")
+    parser.add_argument("--ollama-model", metavar="MODEL", help="Ollama model for tasks whose routing names none")
     parser.add_argument("--anthropic-base-url", metavar="URL", help="Anthropic API base URL (default: the real API)")
     parser.add_argument("--local-model", metavar="PATH|auto",
                         help="GGUF model for the embedded llama.cpp executor ('auto': the packaged SmolLM2)")
@@ -59,13 +60,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run the sidecar described by ``args``; returns the process exit code."""
-    _configure_logging(getattr(args, "verbose", False))
     try:
         sidecar = build_sidecar(args)
     except UsageError as exc:
         return _fail(str(exc), 2)
     except JournalError as exc:
         return _fail(str(exc), 1)
+    _configure_logging(getattr(args, "verbose", False))
     try:
         asyncio.run(_serve(sidecar))
     except SidecarRefused as exc:
@@ -96,6 +97,8 @@ def build_sidecar(args: argparse.Namespace) -> Sidecar:
         raise UsageError(f"--workdir {workdir} is not a directory")
     state_dir = Path(args.state_dir).expanduser() if args.state_dir else Path.home() / ".agentcom" / "sidecars" / agent_id
     options: dict[str, Any] = {}
+    if args.ollama_model:
+        options["ollama_model"] = args.ollama_model
     if args.anthropic_base_url:
         options["anthropic_base_url"] = args.anthropic_base_url
     if env.get("ANTHROPIC_API_KEY"):

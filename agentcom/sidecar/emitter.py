@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from agentcom.executors.base import Output
 from agentcom.protocol import messages as m
+
+if TYPE_CHECKING:  # the executors package imports every backend SDK; the emitter needs none of them
+    from agentcom.executors.base import Output
 
 DEFAULT_BATCH_INTERVAL_MS = 100
 MAX_EVENT_TEXT = 65_536  # characters per EVENT; longer text is split (frames stay far below 1 MiB)

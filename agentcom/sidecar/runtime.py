@@ -487,12 +487,22 @@ class Sidecar:
     # ------------------------------------------------------------------ setup
 
     def _make_dispatcher(self) -> Runner:
+        """The executors' Dispatcher, with the embedded model when one was asked for."""
         from agentcom.executors.dispatch import Dispatcher
         from agentcom.pricing import PriceTable
 
         options = dict(self._dispatcher_options)
         prices = PriceTable.load(options.pop("price_table", None))
-        return Dispatcher(prices, workdir=self.workdir, ollama_url=self.ollama_url, **options)
+        executors: dict[str, Any] = {}
+        local_model = options.pop("local_model", None)
+        if local_model:
+            from agentcom.executors.local_llama import LocalLlamaExecutor
+
+            local = LocalLlamaExecutor(local_model)
+            executors["local"] = local
+            if local.model_name not in self.models:
+                self.models.append(local.model_name)
+        return Dispatcher(prices, workdir=self.workdir, ollama_url=self.ollama_url, executors=executors, **options)
 
 
 def _final_frame(assign: m.TaskAssign, finished: Any) -> FinalFrame:

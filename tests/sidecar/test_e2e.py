@@ -1,0 +1,156 @@
+"""A real hub, sidecar subprocesses, the shell executor and the stand-in LLM servers, end to end."""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from .harness import Api, e2e, eventually, kill_quietly, pid_alive, start_hub
+
+pytestmark = pytest.mark.usefixtures("anyio_backend")
+
+PY = shlex.quote(sys.executable)
+
+
+def python(code: str) -> str:
+    """A shell_command running ``code`` with this interpreter (no shell involved)."""
+    return f"{PY} -c {shlex.quote(code)}"
+
+
+def pid_then_sleep(pid_file: Path, seconds: float, then: str = "done") -> str:
+    return python(f"import os, time; open({str(pid_file)!r}, 'a').write(f'{{os.getpid()}}\\n'); "
+                  f"time.sleep({seconds}); print({then!r})")
+
+
+def started(pid_file: Path) -> bool:
+    return pid_file.exists() and bool(pid_file.read_text().strip())
+
+
+@pytest.mark.anyio
+async def test_shell_output_streams_to_the_hub_and_one_execution_is_recorded(tmp_path: Path) -> None:
+    async with e2e(tmp_path) as env:
+        api, events = env.api, env.record_events()
+        await env.sidecar("agent-1")
+        task_id = await api.shell(python("for i in range(5): print('line', i, flush=True)"))
+
+        task = await eventually(lambda: api.status_is(task_id, "completed"), "the shell task to complete")
+        assert task["result"]["output"].splitlines() == [f"line {i}" for i in range(5)]
+        mine = [e for e in events if e["task_id"] == task_id]
+        assert [e["text"] for e in mine if e["event_type"] == "stdout"] == [f"line {i}" for i in range(5)]
+        assert [e["seq"] for e in mine] == list(range(mine[0]["seq"], mine[0]["seq"] + len(mine)))
+        assert {(e["generation"], e["agent_id"]) for e in mine} == {(task["generation"], "agent-1")}
+
+        [row] = await api.executions(task_id)
+        assert (row["status"], row["agent_id"], row["tokens_in"], row["tokens_out"]) == ("success", "agent-1", 0, 0)
+        assert row["estimated_cost_usd"] == 0
+
+
+@pytest.mark.anyio
+async def test_llm_tasks_stream_tokens_and_record_costs(tmp_path: Path) -> None:
+    async with e2e(tmp_path) as env:
+        api, events = env.api, env.record_events()
+        env.hub.settings.tier_targets = {"standard": "ollama:simulated-llama3.2",
+                                         "complex": "claude:claude-sonnet-4-5"}
+        ollama, anthropic = await env.ollama(), await env.anthropic()
+        await env.sidecar("agent-1", "--ollama-url", ollama.url, "--anthropic-base-url", anthropic.url)
+        standard = await api.submit("Explain what a binary search does", complexity_tier="standard")
+        complex_ = await api.submit("Design the migration of the billing service", complexity_tier="complex")
+        for task_id in (standard, complex_):
+            await eventually(lambda: api.status_is(task_id, "completed"), f"{task_id} to complete")
+
+        local = (await api.executions(standard))[0]
+        assert local["model_used"].startswith("simulated-llama3.2")
+        assert local["tokens_in"] > 0 and local["tokens_out"] > 0
+        assert local["estimated_cost_usd"] == 0 and local["equivalent_claude_cost_usd"] > 0
+
+        cloud = (await api.executions(complex_))[0]
+        assert cloud["model_used"].startswith("simulated-claude")  # a stand-in run never passes for a real one
+        assert cloud["tokens_out"] > 0 and cloud["equivalent_claude_cost_usd"] > 0
+
+        tokens = [e for e in events if e["task_id"] == standard and e["event_type"] == "token"]
+        assert tokens and "".join(e["text"] for e in tokens).strip()
+        counts = [e["tokens_so_far"] for e in tokens if e["tokens_so_far"] is not None]
+        assert counts == sorted(counts)
+
+
+@pytest.mark.anyio
+async def test_cancel_kills_the_running_process(tmp_path: Path) -> None:
+    async with e2e(tmp_path) as env:
+        api, events = env.api, env.record_events()
+        pid_file = tmp_path / "pids"
+        await env.sidecar("agent-1")
+        task_id = await api.shell(pid_then_sleep(pid_file, 60))
+        await eventually(lambda: started(pid_file), "the command to start")
+        pid = int(pid_file.read_text().split()[0])
+        try:
+            assert (await api.cancel(task_id))["status"] == "cancelled"
+            await eventually(lambda: not pid_alive(pid), "the cancelled command to die", timeout=15)
+        finally:
+            kill_quietly(pid)
+        assert (await api.task(task_id))["status"] == "cancelled"
+        assert await api.executions(task_id) == []
+        after = await api.shell(python("print('next')"))  # the sidecar is free again
+        await eventually(lambda: api.status_is(after, "completed"), "the next task to complete")
+        assert not [e for e in events if e["task_id"] == task_id and e["event_type"] in ("stdout", "error")]
+
+
+@pytest.mark.anyio
+async def test_retryable_failures_end_in_dead_letter(tmp_path: Path) -> None:
+    async with e2e(tmp_path) as env:
+        api = env.api
+        await env.sidecar("agent-1")
+        task_id = await api.shell(python("import time; time.sleep(30)"), max_attempts=2, metadata={"timeout_ms": 300})
+        task = await eventually(lambda: api.status_is(task_id, "dead_letter"), "the task to reach dead letter")
+        assert task["attempts"] == 2
+        rows = await api.executions(task_id)
+        assert len(rows) == 2 and {r["status"] for r in rows} == {"failed"}
+        assert "timed out" in task["last_error"]
+
+
+@pytest.mark.anyio
+async def test_a_sidecar_killed_mid_task_resumes_it_after_restart(tmp_path: Path) -> None:
+    async with e2e(tmp_path) as env:
+        api = env.api
+        pid_file = tmp_path / "pids"
+        sidecar = await env.sidecar("agent-1")
+        task_id = await api.shell(pid_then_sleep(pid_file, 1.0, then="finished"))
+        await eventually(lambda: started(pid_file), "the command to start")
+        sidecar.send_signal(signal.SIGKILL)
+        await sidecar.wait()
+        kill_quietly(int(pid_file.read_text().split()[0]))  # the orphan must not finish the task for it
+
+        await sidecar.start()  # same agent, same state dir: the journal offers the task for resume
+        task = await eventually(lambda: api.status_is(task_id, "completed"), "the resumed task to complete")
+        assert task["result"]["output"].strip() == "finished"
+        assert len(pid_file.read_text().split()) >= 2  # it really ran again
+        rows = await api.executions(task_id)
+        assert len(rows) == 1 and rows[0]["status"] == "success"
+
+
+@pytest.mark.anyio
+async def test_a_hub_restart_under_a_running_sidecar(tmp_path: Path) -> None:
+    async with e2e(tmp_path) as env:
+        pid_file = tmp_path / "pids"
+        await env.sidecar("agent-1")
+        task_id = await env.api.shell(pid_then_sleep(pid_file, 1.5, then="survived"))
+        await eventually(lambda: started(pid_file), "the command to start")
+        port = env.hub.port
+        assert port is not None
+        await env.hub.stop()
+
+        second = await start_hub(tmp_path / "hub.db", port=port, admin_token=env.hub.admin_token)
+        try:
+            api = Api(second.url, second.admin_token)
+            task = await eventually(lambda: api.status_is(task_id, "completed"), "the task to complete on the new hub")
+            assert task["result"]["output"].strip() == "survived"
+            assert len(pid_file.read_text().split()) == 1  # carried on, not run again
+            assert len(await api.executions(task_id)) == 1
+            later = await api.shell(python("print('after restart')"))
+            await eventually(lambda: api.status_is(later, "completed"), "a new task to run after the restart")
+        finally:
+            await env.stop_sidecars()
+            await second.stop()
