@@ -24,8 +24,12 @@ ShortText = Annotated[str, Meta(max_length=256)]
 Description = Annotated[str, Meta(min_length=1, max_length=10_000)]
 ErrorText = Annotated[str, Meta(max_length=4_000)]
 Percent = Annotated[float, Meta(ge=0, le=100)]
-NonNegInt = Annotated[int, Meta(ge=0)]
-Usd = Annotated[float, Meta(ge=0)]
+# Upper bounds keep every stored number inside SQLite's 64-bit INTEGER, sums over many rows included
+# (USD is stored as integer nano-USD): a frame beyond them is refused instead of failing in the store.
+MAX_COUNT = 10**12
+MAX_USD = 1_000_000.0
+NonNegInt = Annotated[int, Meta(ge=0, le=MAX_COUNT)]
+Usd = Annotated[float, Meta(ge=0, le=MAX_USD)]
 Priority = Literal["urgent", "high", "normal", "low"]
 Tier = Literal["trivial", "standard", "complex", "unknown"]
 EventType = Literal["token", "stdout", "stderr", "status", "error", "tool_call"]
