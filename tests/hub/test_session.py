@@ -1,0 +1,181 @@
+"""The sidecar session over a real socket: identify, auth, ping, bad frames, limits."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.websocket import websocket_connect
+
+from agentcom import Hub
+from agentcom.protocol import messages as m
+
+from .wire import eventually, identify
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_identify_with_a_token_answers_identified(hub: Hub, raw_ws) -> None:
+    token = hub.create_agent_token("agent-1")
+    ws = await raw_ws(hub)
+    await ws.send(m.Identify(agent_id="agent-1", token=token, protocol_version=1, name="laptop",
+                             capabilities=["shell"], models=["llama3.2"]))
+    assert await ws.recv() == {"type": "identified", "agent_id": "agent-1", "protocol_version": 1,
+                               "heartbeat_ms": 15000, "lease_ms": 60000}
+    [agent] = hub.core.snapshot()["agents"]
+    assert (agent["agent_id"], agent["name"], agent["state"], agent["capabilities"]) == (
+        "agent-1", "laptop", "idle", ["shell"])
+
+
+@pytest.mark.parametrize("first", [m.Ping(), m.TaskAccepted(task_id="t", generation=1),
+                                   m.TaskComplete(task_id="t", generation=1, result=None)])  # type: ignore[arg-type]
+async def test_any_other_first_frame_is_not_identified(hub: Hub, raw_ws, first) -> None:
+    ws = await raw_ws(hub)
+    if isinstance(first, m.TaskComplete):
+        await ws.send({"type": "task_complete", "task_id": "t", "generation": 1})  # bad *and* unidentified
+        await ws.error("validation_failed")
+        first = m.Ping()
+    await ws.send(first)
+    frame = await ws.error("not_identified")
+    assert "identify" in frame["message"]
+    token = hub.create_agent_token("agent-1")  # the socket stays usable: identify now works
+    await ws.send(m.Identify(agent_id="agent-1", token=token, protocol_version=1))
+    await ws.expect("identified")
+    assert hub.core.agents["agent-1"].online
+
+
+@pytest.mark.parametrize("case", ["wrong-token", "no-token-minted", "other-agents-token", "revoked"])
+async def test_a_bad_token_is_unauthorized_then_closed_with_1008(hub: Hub, raw_ws, case: str) -> None:
+    other = hub.create_agent_token("agent-2")
+    token = {"wrong-token": "acs_not-a-real-token", "no-token-minted": other, "other-agents-token": other}.get(case)
+    agent_id = "agent-1" if case != "no-token-minted" else "agent-3"
+    if case in ("wrong-token", "other-agents-token"):
+        hub.create_agent_token("agent-1")
+    if case == "revoked":
+        token = hub.create_agent_token("agent-1")
+        from agentcom.store.tokens import revoke_token
+        revoke_token(hub.conn, "agent-1")
+    ws = await raw_ws(hub)
+    await ws.send(m.Identify(agent_id=agent_id, token=token, protocol_version=1))
+    frame = await ws.error("unauthorized")
+    assert agent_id in frame["message"] and token not in frame["message"]
+    assert await ws.closed() == (1008, "unauthorized")
+    assert agent_id not in hub.core.agents
+
+
+async def test_ping_answers_pong_with_a_timestamp(hub: Hub, sidecar_ws) -> None:
+    sidecar = await sidecar_ws(hub)
+    before = hub.core.clock()
+    await sidecar.send(m.Ping())
+    pong = await sidecar.expect("pong")
+    assert set(pong) == {"type", "timestamp"} and pong["timestamp"] >= before
+
+
+async def test_any_frame_renews_liveness(hub: Hub, sidecar_ws) -> None:
+    sidecar = await sidecar_ws(hub)
+    agent = hub.core.agents["agent-1"]
+    agent.last_seen = 0
+    await sidecar.nothing_else()
+    assert agent.last_seen > 0
+
+
+async def test_a_second_identify_is_invalid_state(hub: Hub, sidecar_ws) -> None:
+    sidecar = await sidecar_ws(hub)
+    await sidecar.send(m.Identify(agent_id="agent-1", token="acs_whatever", protocol_version=1))
+    await sidecar.error("invalid_state")
+    await sidecar.nothing_else()
+
+
+@pytest.mark.parametrize(("raw", "code"), [
+    ("{not json", "invalid_json"),
+    ('["ping"]', "validation_failed"),
+    ('{"type": "task_teleport"}', "unknown_type"),
+    ('{"type": "task_accepted", "task_id": "t"}', "validation_failed"),
+    ('{"type": "task_accepted", "task_id": "t", "generation": "one"}', "validation_failed"),
+    ('{"type": "cancel_task", "task_id": "t"}', "unknown_type"),
+])
+async def test_bad_frames_are_answered_and_change_nothing(hub: Hub, sidecar_ws, raw: str, code: str) -> None:
+    hub.submit_dict({"description": "one task"})
+    sidecar = await sidecar_ws(hub)
+    assign = await sidecar.assignment()
+    before = hub.core.task_detail(assign["task_id"])
+    await sidecar.send(raw)
+    frame = await sidecar.error(code)
+    if code == "validation_failed" and "task_accepted" in raw:
+        assert frame["message_type"] == "task_accepted"
+        assert frame["errors"][0]["field"] == "generation"
+    await sidecar.nothing_else()
+    assert hub.core.task_detail(assign["task_id"]) == before
+    await sidecar.run(assign)  # the session still works
+
+
+async def test_a_binary_frame_is_decoded_like_text(hub: Hub, sidecar_ws) -> None:
+    sidecar = await sidecar_ws(hub)
+    await sidecar.send(b'{"type": "ping"}')
+    await sidecar.expect("pong")
+
+
+async def test_twenty_bad_frames_close_the_socket_with_1008(make_hub, sidecar_ws) -> None:
+    hub = await make_hub(bad_frame_limit=20)
+    sidecar = await sidecar_ws(hub)
+    for i in range(20):
+        await sidecar.send("{bad")
+        await sidecar.error("invalid_json")
+    await sidecar.nothing_else()  # twenty are tolerated...
+    await sidecar.send('{"type": "nope"}')  # ...the 21st within the window is not
+    await sidecar.error("unknown_type")
+    assert await sidecar.closed() == (1008, "too many bad frames")
+
+
+async def test_a_frame_over_max_frame_bytes_closes_with_1009(make_hub, sidecar_ws) -> None:
+    hub = await make_hub(max_frame_bytes=64 * 1024)
+    sidecar = await sidecar_ws(hub)
+    await sidecar.send({"type": "ping", "padding": "x" * (64 * 1024)})
+    code, _ = await sidecar.closed()
+    assert code == 1009
+
+
+async def test_a_frame_over_one_mib_closes_with_1009_by_default(hub: Hub, raw_ws) -> None:
+    assert hub.settings.max_frame_bytes == 1_048_576
+    ws = await raw_ws(hub)
+    await ws.send({"type": "ping", "padding": "x" * 1_048_576})
+    code, _ = await ws.closed()
+    assert code == 1009
+
+
+async def test_a_frame_just_under_the_limit_is_fine(make_hub, sidecar_ws) -> None:
+    hub = await make_hub(max_frame_bytes=64 * 1024)
+    sidecar = await sidecar_ws(hub)
+    frame = {"type": "ping", "padding": ""}
+    frame["padding"] = "x" * (64 * 1024 - len(json.dumps(frame)))
+    await sidecar.send(frame)
+    await sidecar.expect("pong")
+
+
+async def test_a_new_connection_of_the_same_agent_replaces_the_old(hub: Hub, sidecar_ws) -> None:
+    first = await sidecar_ws(hub)
+    token = hub.create_agent_token("agent-1")
+    second = await identify(hub, "agent-1", token)
+    code, _ = await first.closed()
+    assert code == 1000
+    await second.nothing_else()
+    assert len(hub.core.agents) == 1 and hub.core.agents["agent-1"].online
+    second.close()
+
+
+async def test_a_browser_page_cannot_open_the_sidecar_socket(hub: Hub) -> None:
+    request = HTTPRequest(hub.ws_url, headers={"Origin": "http://evil.example"})
+    with pytest.raises(HTTPClientError) as info:
+        await websocket_connect(request)
+    assert info.value.code == 403
+
+
+async def test_agents_are_listed_while_connected_and_leave_when_gone(hub: Hub, sidecar_ws) -> None:
+    sidecar = await sidecar_ws(hub, "agent-9", capabilities=["gpu"])
+    assert [a["agent_id"] for a in hub.core.snapshot()["agents"]] == ["agent-9"]
+    seen: list[dict] = []
+    hub.core.pubsub.subscribe(lambda topic, msg: seen.append(msg), ("agents",))
+    sidecar.close()
+    await eventually(lambda: {"kind": "agent_left", "agent_id": "agent-9"} in seen, "agent_left published")
+    assert hub.core.snapshot()["agents"] == []
