@@ -50,6 +50,8 @@ class FrameDecoder:
             return self._decoder.decode(raw)
         except msgspec.DecodeError:
             pass
+        except RecursionError:
+            raise InvalidJson("frame is not valid JSON: nested too deeply") from None
         self._diagnose(raw)
         raise AssertionError("unreachable")  # pragma: no cover
 
