@@ -94,6 +94,7 @@ async def test_a_second_identify_is_invalid_state(hub: Hub, sidecar_ws) -> None:
     ('{"type": "task_accepted", "task_id": "t"}', "validation_failed"),
     ('{"type": "task_accepted", "task_id": "t", "generation": "one"}', "validation_failed"),
     ('{"type": "cancel_task", "task_id": "t"}', "unknown_type"),
+    pytest.param('{"type": "task_accepted", "x": ' + "[" * 5000 + "]" * 5000 + "}", "invalid_json", id="deep"),
 ])
 async def test_bad_frames_are_answered_and_change_nothing(hub: Hub, sidecar_ws, raw: str, code: str) -> None:
     hub.submit_dict({"description": "one task"})

@@ -172,6 +172,13 @@ def test_type_must_be_a_string(frame: dict[str, Any], got: str) -> None:
     assert wire["errors"] == [{"field": "type", "error": f"required string, got {got}"}]
 
 
+@pytest.mark.parametrize("decoder", [codec.sidecar_decoder, codec.dashboard_decoder])
+def test_json_nested_too_deeply_is_invalid_json(decoder: codec.FrameDecoder) -> None:
+    depth = 5_000
+    exc = _fail(decoder, '{"type": "ping", "x": ' + "[" * depth + "]" * depth + "}")
+    assert isinstance(exc, InvalidJson) and "deep" in exc.message
+
+
 def test_bytes_and_text_decode_alike() -> None:
     raw = json.dumps(SIDECAR_INBOUND["task_complete"])
     assert codec.sidecar_decoder.decode(raw) == codec.sidecar_decoder.decode(raw.encode())
