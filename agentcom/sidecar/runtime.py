@@ -385,6 +385,8 @@ class Sidecar:
             return
         entry = self.journal.start(assign)
         self.outbox.put(m.TaskAccepted(task_id=assign.task_id, generation=assign.generation))
+        log.info("task %s (generation %d, %s): accepted", assign.task_id, assign.generation,
+                 assign.routing_decision.target_type)
         self._start(assign, first_seq=entry.seq_reserved + 1, note=None)
 
     def _on_continue(self, frame: m.TaskContinue) -> None:
@@ -395,6 +397,7 @@ class Sidecar:
         if entry.state == "finished":
             final = entry.final_frame()
             if final is not None:
+                log.info("task %s: hub continues it; sending its outcome again", frame.task_id)
                 self.outbox.put(final)
             return
         if not entry.accepted_acked:
@@ -402,17 +405,20 @@ class Sidecar:
         if frame.task_id in self._runs:
             return  # still running here: the connection dropped, the work did not
         entry = self.journal.rerun(frame.task_id) or entry
+        log.info("task %s: hub continues it after a restart; running it again (run %d)", frame.task_id, entry.runs)
         self._start(entry.assign_frame(), first_seq=entry.seq_reserved + 1,
                     note=f"sidecar restarted; running the task again (run {entry.runs})")
 
     def _on_reassign(self, frame: m.TaskReassign) -> None:
         self._resume_answered(frame.task_id)
+        log.info("task %s: hub reassigned it; dropping it", frame.task_id)
         self._abandon(frame.task_id)
 
     def _on_cancelled(self, frame: m.TaskCancelled) -> None:
         run = self._runs.get(frame.task_id)
         if run is not None and run.assign.generation != frame.generation:
             return
+        log.info("task %s: cancelled by the hub", frame.task_id)
         self._abandon(frame.task_id, frame.generation)
 
     def _on_ack(self, frame: m.TaskAck) -> None:
@@ -483,6 +489,8 @@ class Sidecar:
         self.journal.finish(final)
         self.outbox.put(final)
         del self._runs[assign.task_id]
+        log.info("task %s: %s", assign.task_id,
+                 "complete" if isinstance(final, m.TaskComplete) else f"failed: {final.error.splitlines()[0][:200]}")
 
     # ------------------------------------------------------------------ setup
 

@@ -113,12 +113,14 @@ async def test_retryable_failures_end_in_dead_letter(tmp_path: Path) -> None:
 
 @pytest.mark.anyio
 async def test_a_sidecar_killed_mid_task_resumes_it_after_restart(tmp_path: Path) -> None:
-    async with e2e(tmp_path) as env:
+    # a lease long enough for the restart, so the hub answers the resume with task_continue
+    async with e2e(tmp_path, lease_ms=20_000) as env:
         api = env.api
         pid_file = tmp_path / "pids"
         sidecar = await env.sidecar("agent-1")
         task_id = await api.shell(pid_then_sleep(pid_file, 1.0, then="finished"))
         await eventually(lambda: started(pid_file), "the command to start")
+        generation = (await api.task(task_id))["generation"]
         sidecar.send_signal(signal.SIGKILL)
         await sidecar.wait()
         kill_quietly(int(pid_file.read_text().split()[0]))  # the orphan must not finish the task for it
@@ -126,7 +128,31 @@ async def test_a_sidecar_killed_mid_task_resumes_it_after_restart(tmp_path: Path
         await sidecar.start()  # same agent, same state dir: the journal offers the task for resume
         task = await eventually(lambda: api.status_is(task_id, "completed"), "the resumed task to complete")
         assert task["result"]["output"].strip() == "finished"
-        assert len(pid_file.read_text().split()) >= 2  # it really ran again
+        assert task["generation"] == generation  # continued, not reassigned
+        assert len(pid_file.read_text().split()) == 2  # and really run again: the first run died with the sidecar
+        rows = await api.executions(task_id)
+        assert len(rows) == 1 and rows[0]["status"] == "success"
+        assert "running it again" in sidecar.output()
+
+
+@pytest.mark.anyio
+async def test_a_sidecar_back_after_its_lease_drops_the_task_the_hub_reclaimed(tmp_path: Path) -> None:
+    async with e2e(tmp_path, lease_ms=600) as env:
+        api = env.api
+        pid_file = tmp_path / "pids"
+        sidecar = await env.sidecar("agent-1")
+        task_id = await api.shell(pid_then_sleep(pid_file, 0.5, then="finished"))
+        await eventually(lambda: started(pid_file), "the command to start")
+        generation = (await api.task(task_id))["generation"]
+        sidecar.send_signal(signal.SIGKILL)
+        await sidecar.wait()
+        kill_quietly(int(pid_file.read_text().split()[0]))
+        await eventually(lambda: api.status_is(task_id, "queued"), "the hub to reclaim the task")
+
+        await sidecar.start()
+        task = await eventually(lambda: api.status_is(task_id, "completed"), "the reassigned task to complete")
+        assert task["generation"] > generation
+        assert "reassigned it; dropping it" in sidecar.output()
         rows = await api.executions(task_id)
         assert len(rows) == 1 and rows[0]["status"] == "success"
 
