@@ -86,6 +86,7 @@ class DashboardFanout:
         self._unsubscribe: Callable[[], None] | None = None
         self._schedule = schedule
         self._stop_ticker: Callable[[], None] | None = None
+        self._holders: dict[str, str] = {}      # open task -> agent holding it (for agent state deltas)
 
     def __len__(self) -> int:
         return len(self.sessions)
@@ -135,6 +136,23 @@ class DashboardFanout:
             key = delta_key(topic, message, seq)
             for session in self.sessions:
                 session.push_delta(seq, key, message, topic == "tasks")
+            if message.get("kind") == "task":
+                self._refresh_agents(message["task"])
+
+    def _refresh_agents(self, task: dict[str, Any]) -> None:
+        """The core reports an agent when it connects or frees a slot; its state also changes when a task is
+        assigned, accepted or reclaimed, so the agents holding (or last holding) the task are re-sent too."""
+        task_id, holder = task["task_id"], task.get("assigned_to")
+        previous = self._holders.pop(task_id, None)
+        if holder is not None and task["status"] in ("assigned", "working"):
+            self._holders[task_id] = holder
+        for agent_id in {previous, holder} - {None}:
+            agent = self.core.agents.get(agent_id)
+            if agent is not None:
+                message = {"kind": "agent", "agent": agent.view()}
+                seq, key = next(self._seq), ("agent", agent_id)
+                for session in self.sessions:
+                    session.push_delta(seq, key, message, False)
 
     # ------------------------------------------------------------------ views shared by sessions
 
