@@ -4,9 +4,9 @@ Tokens stay as they were; only prices change. The price table is anything with
 ``price(model, tokens_in, tokens_out, cache_read=0, cache_write=0) -> Decimal | None`` and a
 ``version`` (``agentcom.pricing.PriceTable`` has both; it is not imported here).
 
-Prices are asked once per distinct (model, token counts) and kept as ``Decimal``; totals are
-exact sums of those Decimals (originals are exact too: the store keeps nano-USD) and become
-floats only at the end. Rows without a model (shell runs) that no tier mapping touches keep
+Prices come from ``_pricer`` (per model a verified linear shortcut, else one question per
+distinct token counts) and stay ``Decimal``; totals are exact sums (originals are exact too:
+the store keeps nano-USD) and become floats only at the end. Rows without a model (shell runs) that no tier mapping touches keep
 their original cost.
 
 The what-if "equivalent Claude cost" follows the hub's rule, so what-if savings compare with
@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from agentcom.analysis._frame import TIERS
+from agentcom.analysis._pricer import Priced
 from agentcom.analysis._rollups import _labels
 
 __all__ = ["DEFAULT_REFERENCE_MODEL", "PriceTableLike", "Repricing", "reprice"]
@@ -89,9 +90,8 @@ def reprice(
         return cache[key]
 
     table_rows = ~carried & tokens_known
-    whatif = _Priced.of(np.flatnonzero(table_rows), [model, *counts], ask, len(df))
-    reference = _Priced.of(np.flatnonzero(tokens_known & (sum(counts) > 0)),
-                           [_equivalent_models(model, reference_model), *counts], ask, len(df))
+    whatif = Priced.of(np.flatnonzero(table_rows), model, counts, ask)
+    reference = Priced.of(np.flatnonzero(tokens_known & (sum(counts) > 0)), _equivalent_models(model, reference_model), counts, ask)
 
     original = df["estimated_cost_usd"]
     whatif_float = np.where(carried, original.to_numpy("float64", na_value=np.nan), whatif.floats)
@@ -133,8 +133,8 @@ class _Original:
 
 
 def _tier_totals(
-    tier: pd.Series, original: _Original, whatif: _Priced, whatif_known: np.ndarray, carried: np.ndarray,
-    reference: _Priced,
+    tier: pd.Series, original: _Original, whatif: Priced, whatif_known: np.ndarray, carried: np.ndarray,
+    reference: Priced,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Exact per-tier and overall sums; each USD figure only over the rows where it is known."""
     codes, names = pd.factorize(tier, sort=True)
@@ -176,43 +176,6 @@ def _tier_totals(
 
 def _minus(a: list[Decimal], b: list[Decimal]) -> list[Decimal]:
     return [x - y for x, y in zip(a, b)]
-
-
-@dataclass(frozen=True)
-class _Priced:
-    """Prices of the distinct (model, tokens) keys among some rows, and which row has which key."""
-
-    codes: np.ndarray  # per row: index into decimals, -1 where not priced
-    decimals: list[Decimal | None]
-    floats: np.ndarray  # per row, NaN where unknown
-    known: np.ndarray  # per row
-
-    @classmethod
-    def of(cls, rows: np.ndarray, columns: list[np.ndarray], ask: Any, n: int) -> _Priced:
-        codes = np.full(n, -1, dtype="int64")
-        decimals: list[Decimal | None] = []
-        if len(rows):
-            keys = pd.DataFrame({i: column[rows] for i, column in enumerate(columns)})
-            row_codes = keys.groupby(list(keys.columns), sort=False, dropna=False).ngroup().to_numpy()
-            _, first = np.unique(row_codes, return_index=True)  # first row of each code, in code order
-            uniques = keys.iloc[first].itertuples(index=False, name=None)
-            decimals = [ask(m, int(a), int(b), int(c), int(d)) for m, a, b, c, d in uniques]
-            codes[rows] = row_codes
-        unit = np.array([np.nan if d is None else float(d) for d in decimals] + [np.nan], dtype="float64")
-        floats = unit[codes]  # code -1 picks the trailing NaN
-        return cls(codes=codes, decimals=decimals, floats=floats, known=~np.isnan(floats))
-
-    def sums(self, groups: np.ndarray, n_groups: int, mask: np.ndarray) -> list[Decimal]:
-        """Exact sum of the known prices per group, over the rows in ``mask``."""
-        out = [Decimal(0)] * n_groups
-        take = mask & (self.codes >= 0)
-        pairs, counts = np.unique(groups[take] * (len(self.decimals) + 1) + self.codes[take], return_counts=True)
-        for pair, count in zip(pairs.tolist(), counts.tolist()):
-            group, code = divmod(pair, len(self.decimals) + 1)
-            price = self.decimals[code]
-            if price is not None:
-                out[group] += price * count
-        return out
 
 
 def _whatif_models(df: pd.DataFrame, tier_models: Mapping[str, str] | None) -> np.ndarray:
