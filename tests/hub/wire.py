@@ -34,6 +34,7 @@ class Sidecar:
     def __init__(self, ws: WebSocketClientConnection, agent_id: str | None = None) -> None:
         self.ws = ws
         self.agent_id = agent_id
+        self._heartbeat_pongs = 0  # pongs still due for heartbeat pings; skipped by recv
 
     async def send(self, frame: msgspec.Struct | dict[str, Any] | str | bytes) -> None:
         if isinstance(frame, msgspec.Struct):
@@ -45,12 +46,16 @@ class Sidecar:
         await self.ws.write_message(raw, binary=isinstance(raw, bytes))
 
     async def recv(self) -> dict[str, Any]:
-        raw = await asyncio.wait_for(self.ws.read_message(), WAIT_S)
-        if raw is None:
-            raise ConnectionError(f"socket closed: {self.ws.close_code} {self.ws.close_reason}")
-        frame = json.loads(raw)
-        codec.sidecar_outbound_decoder.decode(raw)  # everything the hub sends is a valid frame
-        return frame
+        while True:
+            raw = await asyncio.wait_for(self.ws.read_message(), WAIT_S)
+            if raw is None:
+                raise ConnectionError(f"socket closed: {self.ws.close_code} {self.ws.close_reason}")
+            frame = json.loads(raw)
+            codec.sidecar_outbound_decoder.decode(raw)  # everything the hub sends is a valid frame
+            if frame["type"] == "pong" and self._heartbeat_pongs:
+                self._heartbeat_pongs -= 1
+                continue
+            return frame
 
     async def expect(self, frame_type: str, **fields: Any) -> dict[str, Any]:
         frame = await self.recv()
@@ -76,8 +81,22 @@ class Sidecar:
 
     # ---------------------------------------------------------------- task frames
 
-    async def assignment(self) -> dict[str, Any]:
-        return await self.expect("task_assign")
+    async def assignment(self, heartbeat_s: float | None = None) -> dict[str, Any]:
+        """The next ``task_assign``; with ``heartbeat_s``, ping meanwhile as a live sidecar does."""
+        if heartbeat_s is None:
+            return await self.expect("task_assign")
+
+        async def beat() -> None:
+            while True:
+                self._heartbeat_pongs += 1
+                await self.send(m.Ping())
+                await asyncio.sleep(heartbeat_s)
+
+        beating = asyncio.ensure_future(beat())
+        try:
+            return await self.expect("task_assign")
+        finally:
+            beating.cancel()
 
     async def accept(self, assign: dict[str, Any]) -> None:
         await self.send(m.TaskAccepted(task_id=assign["task_id"], generation=assign["generation"]))

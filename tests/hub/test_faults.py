@@ -1,0 +1,168 @@
+"""Sidecars that vanish, fall silent, come back, and hubs that restart under them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentcom import Hub
+from agentcom.protocol import messages as m
+
+from .wire import Api, eventually, identify
+
+pytestmark = pytest.mark.anyio
+
+SHORT_LEASE = 300  # ms
+HEARTBEAT_S = 0.05  # how often a live sidecar pings while it waits out another's lease
+
+
+def _history(hub: Hub, task_id: str) -> list[dict[str, Any]]:
+    return hub.core.task_detail(task_id)["history"]
+
+
+async def test_a_sidecar_gone_mid_task_has_it_requeued_after_lease_ms(make_hub, sidecar_ws) -> None:
+    hub = await make_hub(lease_ms=SHORT_LEASE)
+    gone = await sidecar_ws(hub, "agent-gone")
+    task = hub.submit_dict({"description": "long job"})
+    first = await gone.assignment()
+    await gone.accept(first)
+    gone.close()
+    await eventually(lambda: not hub.core.agents["agent-gone"].online, "the hub saw the close")
+    [view] = hub.core.snapshot()["agents"]
+    assert (view["agent_id"], view["state"]) == ("agent-gone", "offline")  # kept for lease_ms, to resume
+    assert hub.core.task_detail(task.task_id)["status"] == "working"
+
+    other = await sidecar_ws(hub, "agent-other")
+    second = await other.assignment(heartbeat_s=HEARTBEAT_S)  # arrives once the lease expired
+    assert second["task_id"] == task.task_id and second["generation"] > first["generation"]
+    detail = hub.core.task_detail(task.task_id)
+    assert (detail["attempts"], detail["assigned_to"]) == (2, "agent-other")
+    reclaim = next(h for h in detail["history"] if h["event"] == "reclaimed")
+    assert reclaim["agent_id"] == "agent-gone" and reclaim["details"] == {"reason": "lease expired"}
+    assert "agent-gone" not in hub.core.agents
+    await other.run(second)
+    assert hub.core.task_detail(task.task_id)["status"] == "completed"
+
+
+async def test_a_silent_sidecar_is_closed_and_its_task_reclaimed(make_hub, sidecar_ws) -> None:
+    hub = await make_hub(lease_ms=SHORT_LEASE)
+    silent = await sidecar_ws(hub, "agent-silent")
+    task = hub.submit_dict({"description": "job"})
+    first = await silent.assignment()
+    code, reason = await silent.closed()  # says nothing for longer than lease_ms
+    assert code == 1001 and "lease" in (reason or "")
+    await eventually(lambda: hub.core.task_detail(task.task_id)["status"] == "queued", "task requeued")
+    detail = hub.core.task_detail(task.task_id)
+    assert detail["attempts"] == 1 and detail["generation"] > first["generation"]
+
+
+async def test_a_reclaim_after_the_last_attempt_dead_letters(make_hub, sidecar_ws) -> None:
+    hub = await make_hub(lease_ms=SHORT_LEASE)
+    sidecar = await sidecar_ws(hub)
+    task = hub.submit_dict({"description": "job", "max_attempts": 1})
+    await sidecar.assignment()
+    sidecar.close()
+    await eventually(lambda: hub.core.snapshot()["queue"]["dead_letter"] == 1, "dead letter")
+    detail = hub.core.task_detail(task.task_id)
+    assert (detail["status"], detail["attempts"]) == ("dead_letter", 1)
+
+
+async def test_resume_continues_a_task_still_held_and_reassigns_the_rest(hub: Hub, sidecar_ws) -> None:
+    token = hub.create_agent_token("agent-1")
+    sidecar = await sidecar_ws(hub, "agent-1", token)
+    task = hub.submit_dict({"description": "job"})
+    assign = await sidecar.assignment()
+    await sidecar.accept(assign)
+    sidecar.close()
+    await eventually(lambda: not hub.core.agents["agent-1"].online, "the hub saw the close")
+
+    back = await identify(hub, "agent-1", token, resume=[
+        m.ResumeEntry(task_id=task.task_id, generation=assign["generation"]),
+        m.ResumeEntry(task_id="task-unknown", generation=4)])
+    await back.expect("task_continue", task_id=task.task_id, generation=assign["generation"])
+    await back.expect("task_reassign", task_id="task-unknown")
+    await back.nothing_else()
+    await back.complete(assign)
+    detail = hub.core.task_detail(task.task_id)
+    assert (detail["status"], detail["attempts"], detail["generation"]) == ("completed", 1, assign["generation"])
+    back.close()
+
+
+async def test_resume_with_an_old_generation_is_reassigned(hub: Hub, sidecar_ws) -> None:
+    token = hub.create_agent_token("agent-1")
+    sidecar = await sidecar_ws(hub, "agent-1", token)
+    task = hub.submit_dict({"description": "job"})
+    assign = await sidecar.assignment()
+    sidecar.close()
+    await eventually(lambda: not hub.core.agents["agent-1"].online, "the hub saw the close")
+    back = await identify(hub, "agent-1", token, resume=[
+        m.ResumeEntry(task_id=task.task_id, generation=assign["generation"] - 1)])
+    await back.expect("task_reassign", task_id=task.task_id)
+    again = await back.assignment()  # reclaimed at once and, the agent being idle, assigned anew
+    assert again["task_id"] == task.task_id and again["generation"] > assign["generation"]
+    await back.send(m.TaskComplete(task_id=task.task_id, generation=assign["generation"],
+                                   result=m.ExecutionResult(status="success", output="", model_used=None,
+                                                            tokens_in=0, tokens_out=0, estimated_cost_usd=0,
+                                                            equivalent_claude_cost_usd=None, execution_ms=0,
+                                                            price_table="t")))
+    await back.error("stale_generation")
+    back.close()
+
+
+async def test_reconnecting_without_resume_gives_up_held_tasks_at_once(hub: Hub, sidecar_ws) -> None:
+    token = hub.create_agent_token("agent-1")
+    sidecar = await sidecar_ws(hub, "agent-1", token)
+    task = hub.submit_dict({"description": "job"})
+    assign = await sidecar.assignment()
+    sidecar.close()
+    await eventually(lambda: not hub.core.agents["agent-1"].online, "the hub saw the close")
+    back = await identify(hub, "agent-1", token)
+    again = await back.assignment()
+    assert again["task_id"] == task.task_id and again["generation"] > assign["generation"]
+    assert hub.core.task_detail(task.task_id)["attempts"] == 2
+    back.close()
+
+
+async def test_a_restarted_hub_lets_the_sidecar_resume(make_hub, tmp_path: Path) -> None:
+    db = str(tmp_path / "restart.db")
+    hub = await make_hub(db_path=db)
+    token = hub.create_agent_token("agent-1")
+    sidecar = await identify(hub, "agent-1", token)
+    task = hub.submit_dict({"description": "survive a restart", "priority": "urgent"})
+    queued = hub.submit_dict({"description": "still queued", "priority": "low"})
+    assign = await sidecar.assignment()
+    await sidecar.accept(assign)
+    await hub.stop()
+    assert (await sidecar.closed())[0] in (1001, 1006, None)
+
+    again = await make_hub(db_path=db)
+    assert again.admin_token == hub.admin_token
+    snap = again.core.snapshot()
+    assert snap["queue"]["working"] == 1 and snap["queue"]["queued"] == 1
+    back = await identify(again, "agent-1", token,
+                          resume=[m.ResumeEntry(task_id=task.task_id, generation=assign["generation"])])
+    await back.expect("task_continue", task_id=task.task_id, generation=assign["generation"])
+    await back.complete(assign)
+    nxt = await back.assignment()
+    assert nxt["task_id"] == queued.task_id
+    await back.run(nxt)
+    assert again.core.snapshot()["queue"]["completed"] == 2
+    back.close()
+
+
+async def test_a_restarted_hub_requeues_tasks_whose_sidecar_never_returns(make_hub, tmp_path: Path) -> None:
+    db = str(tmp_path / "restart.db")
+    hub = await make_hub(db_path=db, lease_ms=SHORT_LEASE)
+    sidecar = await identify(hub, "agent-1")
+    task = hub.submit_dict({"description": "orphan"})
+    await sidecar.assignment()
+    await hub.stop()
+    again = await make_hub(db_path=db, lease_ms=SHORT_LEASE)
+    other = await identify(again, "agent-2")
+    assign = await other.assignment(heartbeat_s=HEARTBEAT_S)
+    assert assign["task_id"] == task.task_id
+    assert again.core.task_detail(task.task_id)["attempts"] == 2
+    other.close()
+    sidecar.close()
