@@ -86,6 +86,7 @@ class HubService:
         for timer in self._timers:
             timer.stop()
         self._timers.clear()
+        getattr(getattr(self, "dashboard_fanout", None), "close_all", lambda: None)()  # dashboards (hub.extras)
         for agent in list(self.core.agents.values()):
             if agent.online:
                 agent.close(1001, "hub shutting down")
