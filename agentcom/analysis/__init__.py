@@ -13,7 +13,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from agentcom.analysis._frame import EXECUTION_COLUMNS, EXECUTION_DTYPES, TIERS, empty_executions_frame, executions_frame
+from agentcom.analysis._frame import (
+    EXECUTION_COLUMNS,
+    EXECUTION_DTYPES,
+    TIERS,
+    empty_executions_frame,
+    executions_frame,
+)
 from agentcom.analysis._load import load_executions, load_tasks
 from agentcom.analysis._reprice import PriceTableLike, Repricing, reprice
 from agentcom.analysis._rollups import (

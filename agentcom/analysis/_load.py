@@ -50,6 +50,8 @@ def load_executions(
     magic, otherwise CSV). ``since`` keeps rows completed at or after it (a datetime, naive
     meaning UTC, or ms since the epoch), like the endpoint's ``?since=``.
     """
+    if not isinstance(source, bytes):
+        source = Path(source).expanduser()
     kind = format or _sniff(source)
     if kind == "sqlite":
         if isinstance(source, bytes):
@@ -71,7 +73,7 @@ def load_executions(
 def load_tasks(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Tasks from the store's file: task_id, description, priority (urgent < ... < low), status,
     attempts, created_at, completed_at. Join it to rollups to read what a task was about."""
-    with closing(_connect(Path(path))) as connection:  # sqlite3's own `with` does not close
+    with closing(_connect(Path(path).expanduser())) as connection:  # sqlite3's own `with` does not close
         raw = pd.read_sql_query(
             "SELECT task_id, description, priority, status, attempts, created_at, completed_at FROM tasks ORDER BY seq",
             connection,

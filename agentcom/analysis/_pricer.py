@@ -21,7 +21,13 @@ __all__ = ["Ask", "Priced"]
 Ask = Callable[[str, int, int, int, int], "Decimal | None"]
 
 _SAMPLE = 32
-_UNKNOWN = "unknown"
+
+
+class _NoPrice:
+    """The table has no price for the model at any token count."""
+
+
+_NO_PRICE = _NoPrice()
 
 
 class Priced:
@@ -35,7 +41,7 @@ class Priced:
 
     @property
     def known(self) -> np.ndarray:
-        return ~np.isnan(self.floats)
+        return np.asarray(~np.isnan(self.floats), dtype=bool)
 
     @classmethod
     def of(cls, rows: np.ndarray, models: np.ndarray, counts: list[np.ndarray], ask: Ask) -> Priced:
@@ -48,7 +54,7 @@ class Priced:
         for model in dict.fromkeys(row_models.tolist()):
             chosen = rows[row_models == model]
             units = _linear_units(model, chosen, counts, ask)
-            if units == _UNKNOWN:
+            if isinstance(units, _NoPrice):
                 continue
             if units is not None:
                 priced._linear.append((chosen, units))
@@ -97,13 +103,16 @@ def _linear_floats(units: tuple[Decimal, ...], counts: list[np.ndarray]) -> np.n
     return exact / 10.0**digits
 
 
-def _linear_units(model: str, rows: np.ndarray, counts: list[np.ndarray], ask: Ask) -> tuple[Decimal, ...] | str | None:
-    """Per-token rates if ``model`` verifiably prices linearly, ``"unknown"`` if it has no price
-    at all, else None (ask row by row)."""
+def _linear_units(
+    model: str, rows: np.ndarray, counts: list[np.ndarray], ask: Ask
+) -> tuple[Decimal, ...] | _NoPrice | None:
+    """Per-token rates if ``model`` verifiably prices linearly, ``_NO_PRICE`` if it verifiably
+    has no price, else None (ask row by row)."""
     base = ask(model, 0, 0, 0, 0)
     units = [ask(model, *(1 if k == i else 0 for k in range(4))) for i in range(4)]
+    predicted: tuple[Decimal, ...] | _NoPrice
     if base is None and all(u is None for u in units):
-        predicted: tuple[Decimal, ...] | str | None = _UNKNOWN
+        predicted = _NO_PRICE
     elif base != 0 or any(u is None for u in units):
         return None
     else:
@@ -111,10 +120,10 @@ def _linear_units(model: str, rows: np.ndarray, counts: list[np.ndarray], ask: A
     for row in _sample(rows, counts):
         tokens = [int(c[row]) for c in counts]
         answer = ask(model, *tokens)
-        if predicted == _UNKNOWN:
-            if answer is not None:
-                return None
-        elif answer != sum((n * u for n, u in zip(tokens, predicted)), Decimal(0)):
+        expected = None
+        if not isinstance(predicted, _NoPrice):
+            expected = sum((n * u for n, u in zip(tokens, predicted)), Decimal(0))
+        if answer != expected:
             return None
     return predicted
 

@@ -6,8 +6,8 @@ Tokens stay as they were; only prices change. The price table is anything with
 
 Prices come from ``_pricer`` (per model a verified linear shortcut, else one question per
 distinct token counts) and stay ``Decimal``; totals are exact sums (originals are exact too:
-the store keeps nano-USD) and become floats only at the end. Rows without a model (shell runs) that no tier mapping touches keep
-their original cost.
+the store keeps nano-USD) and become floats only at the end. Rows without a model (shell
+runs) that no tier mapping touches keep their original cost.
 
 The what-if "equivalent Claude cost" follows the hub's rule, so what-if savings compare with
 the recorded ``savings_usd``: a run on a Claude model is its own equivalent, any other run with
@@ -32,6 +32,7 @@ __all__ = ["DEFAULT_REFERENCE_MODEL", "PriceTableLike", "Repricing", "reprice"]
 
 DEFAULT_REFERENCE_MODEL = "claude-sonnet-4-5"  # the hub's default reference_model setting
 _NANO = Decimal(1_000_000_000)
+_TOKENS = ("tokens_in", "tokens_out", "cache_read_tokens", "cache_write_tokens")  # the order price() takes
 
 
 class PriceTableLike(Protocol):
@@ -76,7 +77,7 @@ def reprice(
     """Price ``df``'s executions under ``prices``, optionally moving whole tiers to one model
     (``tier_models={"complex": "claude-haiku-4-5"}``: what if all complex work had gone there?)."""
     model = _whatif_models(df, tier_models)
-    counts = [df[c].to_numpy("int64", na_value=-1) for c in ("tokens_in", "tokens_out", "cache_read_tokens", "cache_write_tokens")]
+    counts = [df[c].to_numpy("int64", na_value=-1) for c in _TOKENS]
     tokens_known = np.logical_and.reduce([c >= 0 for c in counts])
     original_nano, original_known = _nanos(df["estimated_cost_usd"])
     carried = pd.isna(model)  # no model to price: the run keeps what it cost
@@ -91,7 +92,8 @@ def reprice(
 
     table_rows = ~carried & tokens_known
     whatif = Priced.of(np.flatnonzero(table_rows), model, counts, ask)
-    reference = Priced.of(np.flatnonzero(tokens_known & (sum(counts) > 0)), _equivalent_models(model, reference_model), counts, ask)
+    with_tokens = np.flatnonzero(tokens_known & (sum(counts) > 0))
+    reference = Priced.of(with_tokens, _equivalent_models(model, reference_model), counts, ask)
 
     original = df["estimated_cost_usd"]
     whatif_float = np.where(carried, original.to_numpy("float64", na_value=np.nan), whatif.floats)
@@ -181,14 +183,14 @@ def _minus(a: list[Decimal], b: list[Decimal]) -> list[Decimal]:
 def _whatif_models(df: pd.DataFrame, tier_models: Mapping[str, str] | None) -> np.ndarray:
     model = df["model_used"].astype(object).to_numpy()
     if not tier_models:
-        return np.where(pd.isna(model), None, model)
+        return np.asarray(np.where(pd.isna(model), None, model), dtype=object)
     present = set(df["tier"].dropna().unique().tolist())
     unknown = [t for t in tier_models if t not in TIERS and t not in present]
     if unknown:
         raise ValueError(f"tier_models: unknown tier {unknown[0]!r}; expected one of {', '.join(TIERS)}")
     mapped = df["tier"].astype(object).map(dict(tier_models)).to_numpy()
     chosen = np.where(pd.isna(mapped), model, mapped)
-    return np.where(pd.isna(chosen), None, chosen)
+    return np.asarray(np.where(pd.isna(chosen), None, chosen), dtype=object)
 
 
 def _equivalent_models(model: np.ndarray, reference_model: str) -> np.ndarray:

@@ -93,9 +93,10 @@ def savings_per_task(df: pd.DataFrame, tasks: pd.DataFrame | None = None) -> pd.
         is_last = generation == newest[codes]
         last = np.empty(n, dtype=np.intp)
         last[codes[is_last]] = np.flatnonzero(is_last)
+        unpriced = df["estimated_cost_usd"].isna().to_numpy()
         columns: dict[str, Any] = {
             "runs": np.bincount(codes, minlength=n),
-            "unpriced_runs": np.bincount(codes, weights=df["estimated_cost_usd"].isna().to_numpy(), minlength=n).astype("int64"),
+            "unpriced_runs": np.bincount(codes, weights=unpriced, minlength=n).astype("int64"),
             **{to: _sum_by_code(df[frm], codes, n) for frm, to in _MONEY.items()},
             **{c: df[c].array.take(last) for c in ("tier", "model_used", "status", "completed_at")},
         }

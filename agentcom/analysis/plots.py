@@ -83,7 +83,8 @@ def cost_over_time(df: pd.DataFrame, *, freq: str = "D") -> go.Figure:
                 y=_floats(rows["cost_usd"]),
                 marker_color=colours[model],
                 customdata=np.column_stack([rows["runs"], rows["unpriced_runs"]]),
-                hovertemplate="%{x}<br>$%{y:.4f}<br>%{customdata[0]} runs, %{customdata[1]} unpriced<extra>%{fullData.name}</extra>",
+                hovertemplate="%{x}<br>$%{y:.4f}<br>%{customdata[0]} runs, %{customdata[1]} unpriced"
+                              "<extra>%{fullData.name}</extra>",
             )
         )
     fig.update_layout(barmode="stack")
@@ -118,7 +119,9 @@ def cumulative_savings(df: pd.DataFrame, *, freq: str | None = None) -> go.Figur
 def tokens_by_model(df: pd.DataFrame) -> go.Figure:
     """Stacked bars: input, output, cache-read and cache-write tokens per model, from :func:`cost_by_model`."""
     table = rollups.cost_by_model(df)
-    kinds = {"Input": "tokens_in", "Output": "tokens_out", "Cache read": "cache_read_tokens", "Cache write": "cache_write_tokens"}
+    kinds = {
+        "Input": "tokens_in", "Output": "tokens_out", "Cache read": "cache_read_tokens", "Cache write": "cache_write_tokens",
+    }
     colours = palette(kinds)
     models = table.index.astype(str)
     fig = go.Figure(
@@ -159,7 +162,8 @@ def latency_by_model(
                                  marker_color=colours[name], boxpoints=False))
         marks = rollups.latency_percentiles(df, by="model_used")
         for column, symbol in (("p90_ms", "triangle-up"), ("p99_ms", "diamond")):
-            fig.add_trace(go.Scatter(name=column.removesuffix("_ms"), x=marks.index.astype(str), y=_floats(marks[column]),
+            fig.add_trace(go.Scatter(name=column.removesuffix("_ms"), x=marks.index.astype(str),
+                                     y=_floats(marks[column]),
                                      mode="markers", marker={"symbol": symbol, "color": "black", "size": 8},
                                      hovertemplate="%{x}<br>%{y:,.0f} ms<extra>%{fullData.name}</extra>"))
     else:
@@ -201,7 +205,8 @@ def cost_per_success(df: pd.DataFrame, *, by: str = "tier") -> go.Figure:
          for name, column in series.items()]
     )
     fig.update_layout(barmode="group")
-    return style(fig, title=f"Cost per successful task by {by.replace('_', ' ')}", x_title=by.replace("_", " ").capitalize(),
+    label = by.replace("_", " ")
+    return style(fig, title=f"Cost per successful task by {label}", x_title=label.capitalize(),
                  y_title="Cost per success (USD)", legend_title="")
 
 
@@ -224,7 +229,7 @@ def reprice_comparison(result: Repricing) -> go.Figure:
 
 
 def _floats(column: pd.Series) -> np.ndarray:
-    return column.to_numpy("float64", na_value=np.nan)
+    return np.asarray(column.to_numpy("float64", na_value=np.nan), dtype="float64")
 
 
 def _note_unpriced(fig: go.Figure, unpriced: int) -> None:

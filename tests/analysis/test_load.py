@@ -158,3 +158,9 @@ def test_load_tasks_joins_descriptions(records: list[dict[str, Any]], tmp_path: 
     table = savings_per_task(load_executions(path), tasks)
     assert table.loc["t6", "description"] == "task t6"
     assert table.loc["t6", "priority"] == "high"  # t6 is the sixth task: priority 5 % 4 = 1
+
+
+def test_home_is_expanded(frame: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    frame.to_parquet(tmp_path / "exported.parquet")
+    assert len(load_executions("~/exported.parquet")) == len(frame)
