@@ -17,12 +17,14 @@ socket into it, widgets and :class:`LiveExecutions` register listeners. Listener
 called synchronously as ``listener(kind, data)`` and must be cheap (mark dirty, schedule
 a render); a listener that raises is removed and logged so one bad view never stalls the
 feed. Kinds: ``snapshot``, ``agent``, ``agent_left``, ``task``, ``progress``,
-``completion``, ``execution``, ``dropped``, ``command_result``, ``error``, ``connection``.
+``completion``, ``queue``, ``totals``, ``execution`` (data: an :class:`ExecEvent`),
+``dropped``, ``command_result``, ``error``, ``connection``.
 
-Queue counts are exact at each snapshot. Between snapshots they move with task deltas
-when the task's previous status is known; when a delta names a task whose previous status
-the feed never saw, ``needs_snapshot`` is set and the stream asks the hub for a fresh
-snapshot (at most once a second), so counts never drift for long.
+Queue counts and money totals are exact at each snapshot and at each ``stats`` delta (the
+hub sends one after task changes). Should a hub send no ``stats``, counts move with task
+deltas when the task's previous status is known, totals with completions; a delta naming a
+task whose previous status the feed never saw sets ``needs_snapshot`` and the stream asks
+for a fresh snapshot (at most once a second), so counts never drift for long.
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ class Feed:
         self.connection = "idle"                  # idle | connecting | open | reconnecting | closed | unauthorized
         self.last_error: str | None = None
         self._status: dict[str, str] = {}         # task_id -> last status seen (for queue counts)
+        self._hub_stats = False                   # the hub sends ``stats`` deltas: no inference needed
         self._listeners: list[Listener] = []
 
     # ------------------------------------------------------------------ listeners
@@ -165,6 +168,11 @@ class Feed:
         for completion in data.get("recent_completions") or ():
             if isinstance(completion, dict) and "task_id" in completion:
                 self._remember_completion(completion)
+        for task in data.get("tasks") or ():
+            if isinstance(task, dict) and isinstance(task.get("task_id"), str):
+                self._remember_task(task)
+                if isinstance(task.get("status"), str):
+                    self._status[task["task_id"]] = task["status"]
         self.needs_snapshot = False
         self._emit("snapshot", data)
 
@@ -187,13 +195,16 @@ class Feed:
                 task["progress"] = delta.get("progress")
             self._emit("progress", delta)
         elif kind in ("execution_event", "execution"):
-            self._execution(delta.get("event") if isinstance(delta.get("event"), dict) else delta)
-        elif kind == "queue" and isinstance(delta.get("queue"), dict):
-            self.queue.update({k: int(v) for k, v in delta["queue"].items()})
-            self._emit("queue", self.queue)
-        elif kind == "totals" and isinstance(delta.get("totals"), dict):
-            self.totals.update(delta["totals"])
-            self._emit("totals", self.totals)
+            event = delta.get("event")
+            self._execution(event if isinstance(event, dict) else delta)
+        elif kind == "stats":
+            self._hub_stats = True
+            if isinstance(delta.get("queue"), dict):
+                self.queue.update({k: int(v or 0) for k, v in delta["queue"].items()})
+                self._emit("queue", self.queue)
+            if isinstance(delta.get("totals"), dict):
+                self.totals.update(delta["totals"])
+                self._emit("totals", self.totals)
 
     def _task(self, task: dict[str, Any]) -> None:
         task_id = task.get("task_id")
@@ -202,7 +213,9 @@ class Feed:
         status = task.get("status")
         old = self._status.get(task_id)
         if isinstance(status, str) and status != old:
-            if old is not None:
+            if self._hub_stats:
+                pass                          # the stats delta that follows carries exact counts
+            elif old is not None:
                 self.queue[old] = max(0, self.queue.get(old, 0) - 1)
                 self.queue[status] = self.queue.get(status, 0) + 1
             elif status == "queued" and not task.get("generation") and not task.get("attempts"):
@@ -213,11 +226,15 @@ class Feed:
             if len(self._status) > 4 * self.max_tasks:
                 for stale in list(self._status)[: len(self._status) - 2 * self.max_tasks]:
                     del self._status[stale]
+        self._remember_task(task)
+        self._emit("task", task)
+
+    def _remember_task(self, task: dict[str, Any]) -> None:
+        task_id = task["task_id"]
         self.tasks[task_id] = task
         self.tasks.move_to_end(task_id)
         if len(self.tasks) > self.max_tasks:
             self.tasks.popitem(last=False)
-        self._emit("task", task)
 
     def _completion(self, completion: dict[str, Any]) -> None:
         if "task_id" not in completion:
@@ -225,7 +242,7 @@ class Feed:
         fresh = completion["task_id"] not in self.completions
         self._remember_completion(completion)
         meta = completion.get("execution_meta") or {}
-        if fresh and meta and self.totals:
+        if fresh and meta and self.totals and not self._hub_stats:
             cost, eq = meta.get("estimated_cost_usd"), meta.get("equivalent_claude_cost_usd")
             t = self.totals
             t["cost_usd"] = (t.get("cost_usd") or 0) + (cost or 0)

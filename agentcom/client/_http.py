@@ -145,7 +145,7 @@ def _parse(raw: bytes, content_type: str) -> Any:
 def _served_by_this_process(host: str, port: int) -> bool:
     """Whether a listening TCP socket on ``port`` belongs to this process (Linux ``/proc``; else False)."""
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)}
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)}
     except OSError:
         return False
     if not any(_is_local_address(a) for a in addresses):
@@ -181,7 +181,7 @@ def _is_local_address(address: str) -> bool:
     if address.startswith("127.") or address in ("::1", "0.0.0.0", "::"):
         return True
     try:
-        local = {info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None)}
+        local = {str(info[4][0]) for info in socket.getaddrinfo(socket.gethostname(), None)}
     except OSError:
         return False
     return address in local

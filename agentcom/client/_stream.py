@@ -141,7 +141,7 @@ class FeedStream:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         request = httpclient.HTTPRequest(self.url, headers=headers, connect_timeout=self.connect_timeout,
                                          request_timeout=self.connect_timeout)
-        return await websocket.websocket_connect(request, ping_interval=20, ping_timeout=30,
+        return await websocket.websocket_connect(request, ping_interval=20, ping_timeout=20,
                                                  max_message_size=64 * 1024 * 1024)
 
     async def _pump(self, conn: websocket.WebSocketClientConnection) -> None:

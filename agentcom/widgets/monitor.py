@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import ipywidgets as w
+import ipywidgets as w  # type: ignore[import-untyped]
 
 from agentcom.widgets import _render as r
 from agentcom.widgets._base import DEFAULT_INTERVAL, LiveView, feed_of

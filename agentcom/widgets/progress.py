@@ -13,7 +13,7 @@ import html
 import time
 from typing import Any
 
-import ipywidgets as w
+import ipywidgets as w  # type: ignore[import-untyped]
 
 from agentcom.client._feed import FINAL_STATES
 from agentcom.widgets._base import DEFAULT_INTERVAL, LiveView, feed_of
