@@ -164,3 +164,28 @@ def test_home_is_expanded(frame: pd.DataFrame, tmp_path: Path, monkeypatch: pyte
     monkeypatch.setenv("HOME", str(tmp_path))
     frame.to_parquet(tmp_path / "exported.parquet")
     assert len(load_executions("~/exported.parquet")) == len(frame)
+
+
+def test_the_hubs_export_shapes(records: list[dict[str, Any]], frame: pd.DataFrame) -> None:
+    """CSV from csv.DictWriter (True/False, empty cells), Parquet from pyarrow rows, and the
+    all-string zero-row Parquet the hub sends when there is nothing yet."""
+    import csv
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(records[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(records)
+    pd.testing.assert_frame_equal(load_executions(text.getvalue().encode()), frame)
+
+    def parquet(table: pa.Table) -> bytes:
+        sink = io.BytesIO()
+        pq.write_table(table, sink)
+        return sink.getvalue()
+
+    pd.testing.assert_frame_equal(load_executions(parquet(pa.Table.from_pylist(records))), frame)
+    empty = load_executions(parquet(pa.table({c: pa.array([], pa.string()) for c in records[0]})))
+    assert len(empty) == 0 and [str(d) for d in empty.dtypes] == [str(d) for d in frame.dtypes]
