@@ -67,6 +67,8 @@ class ApiMixin:
             return msgspec.json.decode(handler.request.body or b"null")
         except msgspec.DecodeError as exc:
             raise InvalidJson(f"request body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise InvalidJson("request body is not valid JSON: nested too deeply") from None
 
     def int_arg(self, name: str, default: int, lo: int, hi: int) -> int:
         handler: web.RequestHandler = self  # type: ignore[assignment]
