@@ -271,6 +271,13 @@ class StandaloneAuth(web.RequestHandler):
         raise web.HTTPError(401, "missing or invalid admin token")
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
+        if status_code == 403 and self.current_user is None:
+            # ``web.authenticated`` answers 403 to a POST without credentials (401 only to GET):
+            # missing or wrong credentials are 401 whatever the method.
+            self.set_status(401)
+            self.set_header("Content-Type", "application/json; charset=UTF-8")
+            self.finish(codec.encode_bytes({"error": "unauthorized", "message": "missing or invalid admin token"}))
+            return
         reason = self._reason or "error"
         exc = kwargs.get("exc_info", (None, None, None))[1]
         message = getattr(exc, "log_message", None) or reason
