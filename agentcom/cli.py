@@ -268,28 +268,39 @@ def build_parser() -> argparse.ArgumentParser:
     client_flags(ep_sub.add_parser("list"))
     endpoints.set_defaults(func=cmd_endpoints)
 
-    for name, module, help_text in (("sidecar", "agentcom.sidecar.cli", "run one sidecar"),
-                                    ("demo", "agentcom.demo", "run the embedded demo")):
-        p = sub.add_parser(name, help=help_text)
-        _lazy_subcommand(p, module)
+    for name, (module, help_text) in _LAZY_COMMANDS.items():
+        # Imported only when chosen: the sidecar pulls in every executor's SDK (seconds of imports).
+        p = sub.add_parser(name, help=help_text, add_help=False)
+        p.set_defaults(lazy_module=module)
     return parser
 
 
-def _lazy_subcommand(parser: argparse.ArgumentParser, module_name: str) -> None:
+_LAZY_COMMANDS = {"sidecar": ("agentcom.sidecar.cli", "run one sidecar"),
+                  "demo": ("agentcom.demo", "run the embedded demo")}
+
+
+def _lazy_subcommand(name: str, module_name: str) -> argparse.ArgumentParser:
     import importlib
 
+    parser = _Parser(prog=f"agentcom {name}")
     try:
         module = importlib.import_module(module_name)
     except ImportError:
         parser.set_defaults(func=lambda args: _fail(f"{parser.prog} is not available in this build"))
-        return
+        return parser
     module.add_arguments(parser)
     parser.set_defaults(func=module.main)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    module_name = getattr(args, "lazy_module", None)
+    if module_name is not None:
+        args = _lazy_subcommand(args.command, module_name).parse_args(extra)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return int(func(args) or 0)
