@@ -65,7 +65,11 @@ def cmd_hub(args: argparse.Namespace) -> int:
 
     async def serve() -> None:
         hub = Hub(settings)
-        await hub.start()
+        try:
+            await hub.start()
+        except OSError as exc:
+            await hub.stop()
+            raise ConfigError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from None
         print(f"AgentCom hub {hub.version} listening on {hub.url}", flush=True)
         print(f"  dashboard: {hub.url}/agentcom/", flush=True)
         where = "$AGENTCOM_ADMIN_TOKEN" if settings.admin_token else str(admin_token_path(settings.db_path))
