@@ -47,6 +47,13 @@ class JupyterAuth(APIHandler):
         if self.current_user is not None:
             await _authorize(self)
 
+    def finish(self, *args: Any, **kwargs: Any) -> Any:
+        """APIHandler labels every answer JSON; keep the type a handler chose (metrics text, CSV, Parquet)."""
+        chosen = self._headers.get("Content-Type", "")
+        if chosen and not chosen.startswith("text/html"):
+            kwargs.setdefault("set_content_type", chosen)
+        return super().finish(*args, **kwargs)
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         message = getattr(exc, "log_message", None) or self._reason or "error"
@@ -55,14 +62,22 @@ class JupyterAuth(APIHandler):
 
 
 class JupyterPageAuth(JupyterHandler):
-    """Base of the dashboard page: Jupyter's login redirect, then the authorizer."""
+    """Base of the dashboard page: Jupyter's login redirect, then the authorizer.
+
+    Checked here rather than left to ``JupyterHandler``: servers that still allow
+    unauthenticated access to undecorated handlers must not show the page either.
+    """
 
     auth_resource = AUTH_RESOURCE
 
     async def prepare(self) -> None:  # type: ignore[override]
         await super().prepare()
-        if self.current_user is not None:
-            await _authorize(self)
+        if self._finished:
+            return
+        if self.current_user is None:
+            web.authenticated(lambda handler: None)(self)  # redirect to Jupyter's login page (403 unless GET)
+            return
+        await _authorize(self)
 
 
 class JupyterSocketAuth:
