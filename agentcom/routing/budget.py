@@ -1,0 +1,88 @@
+"""The budget guard: would this cloud task push spend past the daily or monthly limit?
+
+Inputs only, no I/O: the hub sums its executions table into a ``Spend`` and passes a
+price function (``estimate_usd(model, tokens_in, tokens_out) -> float | None``, e.g.
+from ``agentcom.pricing``). Periods are UTC calendar days and months.
+
+A budget is exhausted when spend so far already reaches the limit, or spend plus the
+task's estimate exceeds it. The estimate is deliberately rough (``estimate_tokens``):
+it keeps one task from overshooting by a lot, it is not an invoice. A model without a
+price (``None``) adds nothing, so only spend so far can exhaust the budget for it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable
+
+from agentcom.protocol.messages import ComplexitySignals
+
+__all__ = ["BudgetVerdict", "EstimateUsd", "Spend", "check_budget", "estimate_tokens"]
+
+EstimateUsd = Callable[[str, int, int], "float | None"]
+
+
+@dataclass(frozen=True)
+class Spend:
+    """Cloud spend recorded so far in USD: today (UTC) and this month (UTC)."""
+
+    today_usd: float = 0.0
+    month_usd: float = 0.0
+
+
+@dataclass(frozen=True)
+class BudgetVerdict:
+    exhausted: bool
+    period: str | None = None  # "daily" | "monthly" when exhausted
+    estimate_usd: float | None = None
+    resets_at: int | None = None  # ms: when the exhausted period starts over
+    detail: str = ""
+
+
+def estimate_tokens(signals: ComplexitySignals) -> tuple[int, int]:
+    """(tokens_in, tokens_out) guessed from the task's size.
+
+    ~1.4 tokens per word of description plus a fixed prompt overhead, ~2000 tokens read
+    per hinted file; output ~1000 tokens plus ~800 per hinted file and 200 per check.
+    """
+    tokens_in = 500 + math.ceil(1.4 * signals.word_count) + 2000 * signals.file_count
+    tokens_out = 1000 + 800 * signals.file_count + 200 * signals.verification_count
+    return tokens_in, tokens_out
+
+
+def _next_day(now_ms: int) -> int:
+    day = datetime.fromtimestamp(now_ms / 1000, tz=timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    return int(day.timestamp() * 1000) + 86_400_000
+
+
+def _next_month(now_ms: int) -> int:
+    now = datetime.fromtimestamp(now_ms / 1000, tz=timezone.utc)
+    year, month = (now.year + 1, 1) if now.month == 12 else (now.year, now.month + 1)
+    return int(datetime(year, month, 1, tzinfo=timezone.utc).timestamp() * 1000)
+
+
+def check_budget(
+    *,
+    daily_usd: float | None,
+    monthly_usd: float | None,
+    spend: Spend,
+    estimate_usd: float | None,
+    now: int,
+) -> BudgetVerdict:
+    """Whether a task costing ``estimate_usd`` still fits both limits (None = no limit)."""
+    extra = estimate_usd or 0.0
+    for period, limit, spent, resets in (
+        ("daily", daily_usd, spend.today_usd, _next_day),
+        ("monthly", monthly_usd, spend.month_usd, _next_month),
+    ):
+        if limit is None:
+            continue
+        if spent >= limit or spent + extra > limit:
+            shown = "unknown" if estimate_usd is None else f"{extra:.4f}"
+            return BudgetVerdict(
+                exhausted=True, period=period, estimate_usd=estimate_usd, resets_at=resets(now),
+                detail=f"{period} budget {limit:.2f} USD: spent {spent:.4f} + estimate {shown}",
+            )
+    return BudgetVerdict(exhausted=False, estimate_usd=estimate_usd)
