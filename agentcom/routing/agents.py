@@ -1,0 +1,63 @@
+"""``choose_agent``: which idle sidecar gets a routed task. Pure, one pass, O(agents).
+
+Rules, in order:
+
+1. ``assign_to`` pins the task: only that agent, and only if it is offered and capable.
+2. The agent must have every one of ``needed_capabilities`` (exact strings).
+3. Agents in ``avoid_agents`` (the one that just failed the task) are skipped when any
+   other candidate remains.
+4. Prefer an agent on the endpoint's host (its ``ollama_host`` equals ``near_host``),
+   so the model runs next to the sidecar; then the least recently assigned (never
+   assigned first), so work spreads; then the smaller agent id, so choice is stable.
+
+The original took the first capable idle agent, so one sidecar got everything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Collection, Iterable
+
+__all__ = ["AgentView", "choose_agent"]
+
+
+@dataclass(frozen=True)
+class AgentView:
+    """An idle sidecar as the scheduler offers it.
+
+    ``ollama_host``: host of the sidecar's ``ollama_url``, normalized with
+    ``agentcom.routing.addresses.host_of`` so it compares equal to ``EndpointView.host``.
+    ``last_assigned_at``: ms of its last assignment; None or 0 = never.
+    """
+
+    agent_id: str
+    capabilities: frozenset[str] = frozenset()
+    ollama_host: str | None = None
+    last_assigned_at: int | None = None
+
+
+def choose_agent(
+    agents: Iterable[AgentView],
+    *,
+    needed_capabilities: Collection[str] = (),
+    near_host: str | None = None,
+    assign_to: str | None = None,
+    avoid_agents: Collection[str] = (),
+) -> AgentView | None:
+    """The agent to assign to, or None if no offered agent may take the task."""
+    needed = frozenset(needed_capabilities)
+    best: tuple[tuple[int, int, int, str], AgentView] | None = None
+    for agent in agents:
+        if assign_to is not None and agent.agent_id != assign_to:
+            continue
+        if not needed <= agent.capabilities:
+            continue
+        key = (
+            1 if agent.agent_id in avoid_agents and assign_to is None else 0,
+            0 if near_host is not None and agent.ollama_host == near_host else 1,
+            agent.last_assigned_at or 0,
+            agent.agent_id,
+        )
+        if best is None or key < best[0]:
+            best = (key, agent)
+    return best[1] if best is not None else None
