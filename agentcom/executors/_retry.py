@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable
+from typing import AsyncGenerator, Callable
 
 from agentcom.errors import ExecutorError
 from agentcom.executors.base import Outcome, Output, Step
@@ -57,8 +57,8 @@ class RetryPolicy:
         return min(backoff, self.max_delay_s)
 
 
-async def with_retries(attempt: Callable[[], AsyncIterator[Step]], policy: RetryPolicy, *,
-                       label: str, model: str | None) -> AsyncIterator[Step]:
+async def with_retries(attempt: Callable[[], AsyncGenerator[Step, None]], policy: RetryPolicy, *,
+                       label: str, model: str | None) -> AsyncGenerator[Step, None]:
     """Run ``attempt`` until it succeeds, fails for good, or attempts run out; always
     end with exactly one Outcome."""
     for number in range(1, policy.attempts + 1):
@@ -75,6 +75,8 @@ async def with_retries(attempt: Callable[[], AsyncIterator[Step]], policy: Retry
                               retryable=exc.retryable, extra={"attempts": str(number)})
                 return
             wait = policy.delay(number, exc.retry_after)
+            restart = "; the answer restarts" if exc.partial_output else ""
             yield Output(kind="status", model=model,
-                         text=f"{label}: {exc}; retrying in {wait:.2f}s (attempt {number + 1} of {policy.attempts})")
+                         text=f"{label}: {exc}; retrying in {wait:.2f}s (attempt {number + 1} of {policy.attempts})"
+                              f"{restart}")
             await asyncio.sleep(wait)

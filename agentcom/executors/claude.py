@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import os
 from contextlib import aclosing
-from typing import Any, AsyncIterator
+from typing import Any, AsyncGenerator
 
 import anthropic
 import httpx
@@ -51,8 +51,9 @@ _TRANSPORT_ERRORS = _transport_errors()
 def _error_type(body: object) -> str | None:
     if isinstance(body, dict):
         error = body.get("error")
-        if isinstance(error, dict) and isinstance(error.get("type"), str):
-            return error["type"]
+        kind = error.get("type") if isinstance(error, dict) else None
+        if isinstance(kind, str):
+            return kind
     return None
 
 
@@ -108,7 +109,7 @@ class ClaudeExecutor:
         self.timeout_s = timeout_s
         self.default_model = default_model
 
-    async def run(self, task: TaskAssign) -> AsyncIterator[Step]:
+    async def run(self, task: TaskAssign) -> AsyncGenerator[Step, None]:
         model = task.routing_decision.selected_model or self.default_model
         key = self.api_key or os.environ.get("ANTHROPIC_API_KEY")
         if not model:
@@ -138,7 +139,7 @@ class ClaudeExecutor:
         return {"model": model, "max_tokens": max_tokens, "system": [system],
                 "messages": [{"role": "user", "content": [user]}]}
 
-    async def _attempt(self, key: str, request: dict[str, Any]) -> AsyncIterator[Step]:
+    async def _attempt(self, key: str, request: dict[str, Any]) -> AsyncGenerator[Step, None]:
         model = request["model"]
         client = anthropic.AsyncAnthropic(api_key=key, base_url=self.base_url, max_retries=0, timeout=self.timeout_s)
         parts: list[str] = []

@@ -10,7 +10,7 @@ translated here into ``BackendError`` with an honest ``retryable``.
 from __future__ import annotations
 
 from contextlib import aclosing
-from typing import Any, AsyncIterator
+from typing import Any, AsyncGenerator
 
 import httpx
 import ollama
@@ -46,7 +46,7 @@ class OllamaExecutor:
         self.retry = retry or RetryPolicy()
         self.timeout = httpx.Timeout(read_timeout_s, connect=connect_timeout_s)
 
-    async def run(self, task: TaskAssign) -> AsyncIterator[Step]:
+    async def run(self, task: TaskAssign) -> AsyncGenerator[Step, None]:
         decision = task.routing_decision
         endpoint = decision.selected_endpoint or self.default_url
         model = decision.selected_model or self.default_model
@@ -69,7 +69,7 @@ class OllamaExecutor:
                 yield step
 
     async def _attempt(self, host: str, model: str, messages: list[dict[str, str]],
-                       options: dict[str, Any]) -> AsyncIterator[Step]:
+                       options: dict[str, Any]) -> AsyncGenerator[Step, None]:
         client = ollama.AsyncClient(host=host, timeout=self.timeout)
         parts: list[str] = []
         final: ollama.ChatResponse | None = None
@@ -101,7 +101,7 @@ class OllamaExecutor:
         except ValueError as exc:  # JSON or schema errors: not an Ollama server, or a broken one
             raise BackendError(f"malformed answer from Ollama at {host}: {exc}", retryable=False) from None
         finally:
-            await client.close()
+            await client.close()  # type: ignore[no-untyped-call]
         if final is None:
             raise BackendError(f"Ollama at {host} ended the stream without a final chunk", retryable=True,
                                partial_output="".join(parts))

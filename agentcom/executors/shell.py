@@ -20,7 +20,7 @@ import shlex
 import signal
 from collections import deque
 from pathlib import Path
-from typing import AsyncIterator, Iterable, Mapping
+from typing import AsyncGenerator, Iterable, Mapping
 
 from agentcom.executors.base import Outcome, Output, OutputKind, Step
 from agentcom.protocol.messages import TaskAssign
@@ -71,7 +71,7 @@ class ShellExecutor:
         self._scrub = frozenset(scrub_env)
         self._env = dict(env) if env is not None else None
 
-    async def run(self, task: TaskAssign) -> AsyncIterator[Step]:
+    async def run(self, task: TaskAssign) -> AsyncGenerator[Step, None]:
         try:
             argv, timeout_ms = self._parse(task)
             proc = await self._spawn(argv, task)

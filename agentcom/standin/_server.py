@@ -143,7 +143,7 @@ class StandinHandler(RequestHandler):
 
     standin: Standin
 
-    def initialize(self, standin: Standin) -> None:  # type: ignore[override]
+    def initialize(self, standin: Standin) -> None:
         self.standin = standin
         self._client_gone = asyncio.Event()
         self.json_body: Any = None

@@ -127,7 +127,7 @@ class _MessagesHandler(StandinHandler):
             "cache_creation_input_tokens": cache_write, "cache_read_input_tokens": cache_read,
             "output_tokens": len(tokens),
         }
-        message = {
+        message: dict[str, Any] = {
             "id": self.standin.next_id(prompt.last_user), "type": "message", "role": "assistant",
             "model": SIMULATED_PREFIX + model, "content": [], "stop_reason": None, "stop_sequence": None,
             "usage": usage,

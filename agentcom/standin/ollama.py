@@ -138,8 +138,8 @@ class _GenerationHandler(_Base):
             return self.error(404, f'model "{model}" not found, try pulling it first')
         self.standin.loaded[self.standin.resolve(model) or model] = time.time()
         text, prompt_tokens = prompt
-        options = body.get("options") if isinstance(body.get("options"), dict) else {}
-        limit = options.get("num_predict")
+        options = body.get("options")
+        limit = options.get("num_predict") if isinstance(options, dict) else None
         tokens = split_tokens(reply_for(text))
         done_reason = "stop"
         if isinstance(limit, int) and 0 <= limit < len(tokens):

@@ -119,6 +119,7 @@ async def test_midstream_failure_is_retried(make_task: Any, recorder: Any, price
     assert finished.ok and finished.result.output == reply_for(task_prompt(task))
     assert len(recorder.kind("token")) == 3 + finished.result.tokens_out  # the broken attempt's tokens were shown
     assert "during generation" in recorder.texts("status")[0]
+    assert recorder.texts("status")[0].endswith("the answer restarts")
 
 
 async def test_connection_refused_is_retryable(make_task: Any, recorder: Any, prices: PriceTable, workdir: Any,
