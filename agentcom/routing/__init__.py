@@ -7,16 +7,18 @@
   to ``Routed`` (a ``routing_decision``) or ``Wait`` (router.py, policy.py, budget.py).
 - ``choose_agent``: which idle sidecar takes it (agents.py).
 - ``RoutingStats``: the snapshot's ``routing_stats`` (stats.py).
+- ``ModelRouter``: all of the above behind the hub's ``Router`` interface (hub_router.py).
 
 Nothing here imports Tornado or the hub; the hub calls in.
 """
 
 from agentcom.routing.addresses import EndpointAddress, host_of, parse_address
 from agentcom.routing.agents import AgentView, choose_agent
-from agentcom.routing.budget import Spend, estimate_tokens
+from agentcom.routing.budget import Spend, estimate_tokens, spend_from_executions
 from agentcom.routing.classifier import Classifier, classify, explain
 from agentcom.routing.endpoints import EndpointChange, EndpointView, RegistrySnapshot, ResourceReport
 from agentcom.routing.policy import RoutingPolicy
+from agentcom.routing.hub_router import ModelRouter
 from agentcom.routing.registry import EndpointRegistry
 from agentcom.routing.router import Routed, TaskView, Wait, route
 from agentcom.routing.stats import RoutingStats
@@ -29,14 +31,15 @@ __all__ = [
     "EndpointChange",
     "EndpointRegistry",
     "EndpointView",
+    "ModelRouter",
     "RegistrySnapshot",
     "ResourceReport",
     "Routed",
     "RoutingPolicy",
     "RoutingStats",
     "Spend",
-    "TaskView",
     "Target",
+    "TaskView",
     "Wait",
     "choose_agent",
     "classify",
@@ -46,4 +49,5 @@ __all__ = [
     "parse_address",
     "parse_target",
     "route",
+    "spend_from_executions",
 ]

@@ -13,13 +13,14 @@ price (``None``) adds nothing, so only spend so far can exhaust the budget for i
 from __future__ import annotations
 
 import math
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
 from agentcom.protocol.messages import ComplexitySignals
 
-__all__ = ["BudgetVerdict", "EstimateUsd", "Spend", "check_budget", "estimate_tokens"]
+__all__ = ["BudgetVerdict", "EstimateUsd", "Spend", "check_budget", "estimate_tokens", "spend_from_executions"]
 
 EstimateUsd = Callable[[str, int, int], "float | None"]
 
@@ -52,15 +53,37 @@ def estimate_tokens(signals: ComplexitySignals) -> tuple[int, int]:
     return tokens_in, tokens_out
 
 
-def _next_day(now_ms: int) -> int:
+def _day_start(now_ms: int) -> int:
     day = datetime.fromtimestamp(now_ms / 1000, tz=timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-    return int(day.timestamp() * 1000) + 86_400_000
+    return int(day.timestamp() * 1000)
+
+
+def _month_start(now_ms: int) -> int:
+    now = datetime.fromtimestamp(now_ms / 1000, tz=timezone.utc)
+    return int(datetime(now.year, now.month, 1, tzinfo=timezone.utc).timestamp() * 1000)
+
+
+def _next_day(now_ms: int) -> int:
+    return _day_start(now_ms) + 86_400_000
 
 
 def _next_month(now_ms: int) -> int:
     now = datetime.fromtimestamp(now_ms / 1000, tz=timezone.utc)
     year, month = (now.year + 1, 1) if now.month == 12 else (now.year, now.month + 1)
     return int(datetime(year, month, 1, tzinfo=timezone.utc).timestamp() * 1000)
+
+
+def spend_from_executions(conn: sqlite3.Connection, now: int) -> Spend:
+    """Spend so far from the ``executions`` table: priced runs completed today / this month (UTC).
+
+    Local runs cost 0 and unpriced ones are NULL, so the sum is what cloud models cost.
+    """
+    row = conn.execute(
+        "SELECT coalesce(sum(CASE WHEN completed_at >= ? THEN cost_nusd END), 0), coalesce(sum(cost_nusd), 0) "
+        "FROM executions WHERE completed_at >= ?",
+        (_day_start(now), _month_start(now)),
+    ).fetchone()
+    return Spend(today_usd=int(row[0]) / 1e9, month_usd=int(row[1]) / 1e9)
 
 
 def check_budget(

@@ -1,0 +1,181 @@
+"""``ModelRouter``: the pure routing functions behind the hub's ``Router`` interface.
+
+The hub (``agentcom.hub.core.Router``) asks four things: ``classify(submission)``,
+``route(task, agents, now)``, ``record(decision)`` and ``stats()``. This adapter answers
+them with ``Classifier``, ``route``, ``choose_agent`` and ``RoutingStats`` over an
+``EndpointRegistry``, and keeps the little state routing needs between calls:
+
+- when each task first had to wait (for ``fallback_wait_ms`` and escalation),
+- which agent and endpoint a task last went to (so a retry avoids them).
+
+Hub objects are read by attribute only (duck typing), so this module imports nothing
+from ``agentcom.hub`` or ``agentcom.store``: a task needs ``task_id``, ``description``,
+``complexity`` (dict), ``metadata``, ``file_hints``, ``verification_steps``,
+``needed_capabilities``, ``assign_to``, ``routing_decision``; an agent needs ``agent_id``,
+``capabilities``, ``ollama_url`` and ``last_assigned_at``.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from typing import Any, Callable, Sequence
+
+import msgspec
+
+from agentcom.errors import ValidationFailed
+from agentcom.protocol.messages import Complexity
+from agentcom.routing.addresses import host_of
+from agentcom.routing.agents import AgentView, choose_agent
+from agentcom.routing.budget import EstimateUsd, Spend
+from agentcom.routing.classifier import Classifier
+from agentcom.routing.endpoints import EndpointView
+from agentcom.routing.policy import RoutingPolicy
+from agentcom.routing.registry import EndpointRegistry
+from agentcom.routing.router import Routed, TaskView, Wait, route
+from agentcom.routing.stats import RoutingStats
+
+__all__ = ["ModelRouter"]
+
+log = logging.getLogger("agentcom.routing")
+
+_MEMORY = 10_000  # tasks whose last placement is remembered (oldest forgotten first)
+
+
+def _hub_wait(until: int, reason: str) -> Any:
+    from agentcom.hub.core import Wait as HubWait  # the hub's own type; imported late to keep layers apart
+
+    return HubWait(until=until, reason=reason)
+
+
+class ModelRouter:
+    """Model-aware routing for ``HubCore``; see the module docstring.
+
+    ``spend(now) -> Spend``: cloud spend so far (the hub sums its executions table;
+    ``spend_from_executions`` does exactly that). ``estimate_usd(model, tokens_in,
+    tokens_out)``: price of a run, e.g. from ``agentcom.pricing``. Both are optional;
+    without them the budget guard sees no spend and no estimates.
+    """
+
+    def __init__(
+        self,
+        settings: Any,
+        registry: EndpointRegistry,
+        *,
+        spend: Callable[[int], Spend] | None = None,
+        estimate_usd: EstimateUsd | None = None,
+        wait_factory: Callable[[int, str], Any] = _hub_wait,
+    ) -> None:
+        self.registry = registry
+        self.classifier = Classifier.from_settings(settings)
+        self.policy = RoutingPolicy.from_settings(settings)
+        self.routing_stats = RoutingStats()
+        self._spend = spend
+        self._estimate_usd = estimate_usd
+        self._wait_factory = wait_factory
+        self._waiting_since: dict[str, int] = {}
+        self._last: collections.OrderedDict[str, tuple[str, str | None]] = collections.OrderedDict()
+
+    # ------------------------------------------------------------------ the hub's Router interface
+
+    def classify(self, submission: Any) -> dict[str, Any]:
+        """The ``complexity`` dict of a ``TaskSubmission`` (explicit tier wins, inference kept)."""
+        complexity = self.classifier.classify(
+            submission.description,
+            file_hints=submission.file_hints,
+            verification_steps=submission.verification_steps,
+            explicit_tier=submission.complexity_tier,
+        )
+        return msgspec.to_builtins(complexity)
+
+    def route(self, task: Any, agents: Sequence[Any], now: int) -> tuple[dict[str, Any], Any] | Any | None:
+        """(decision dict, agent), or the hub's ``Wait``, or None when no offered agent fits."""
+        result = route(
+            self._task_view(task),
+            self.registry.snapshot(),
+            self.policy,
+            now=now,
+            waiting_since=self._waiting_since.get(task.task_id),
+            avoid_endpoints=self._avoid_endpoints(task),
+            spend=self._spend(now) if self._spend is not None else Spend(),
+            estimate_usd=self._estimate_usd,
+        )
+        if isinstance(result, Wait):
+            self._waiting_since.setdefault(task.task_id, result.since)
+            log.info("task %s waits until %d: %s (%s)", task.task_id, result.until, result.reason, result.detail)
+            return self._wait_factory(result.until, result.reason)
+        agent = self._choose(task, agents, result)
+        if agent is None:
+            return None
+        self._waiting_since.pop(task.task_id, None)
+        self._remember(task.task_id, agent.agent_id, result.decision.selected_endpoint)
+        return msgspec.to_builtins(result.decision), agent
+
+    def record(self, decision: dict[str, Any]) -> None:
+        self.routing_stats.record(decision)
+
+    def stats(self) -> dict[str, Any]:
+        return self.routing_stats.to_dict()
+
+    # ------------------------------------------------------------------ endpoints, for the hub's API
+
+    def endpoints_view(self) -> list[dict[str, Any]]:
+        return [view.to_dict() for view in self.registry.endpoints()]
+
+    async def register_endpoint(self, registration: Any) -> dict[str, Any]:
+        """``POST /agentcom/api/endpoints`` body (host, port?, name?, kind?): register, check once, answer."""
+        view = self.registry.register(registration.host, port=registration.port, name=registration.name,
+                                      kind=getattr(registration, "kind", "ollama") or "ollama")
+        checked = await self.registry.check(view.endpoint_id)
+        return (checked or self.registry.get(view.endpoint_id) or view).to_dict()
+
+    def remove_endpoint(self, endpoint_id: str) -> bool:
+        return self.registry.unregister(endpoint_id)
+
+    def agent_joined(self, agent: Any, peer_host: str | None = None) -> EndpointView | None:
+        """Auto-register a sidecar's ``ollama_url``; a bad URL is logged, never fatal to the session."""
+        if not getattr(agent, "ollama_url", None):
+            return None
+        try:
+            return self.registry.register_sidecar(agent.agent_id, agent.ollama_url, peer_host=peer_host)
+        except ValidationFailed as exc:
+            log.warning("sidecar %s sent an unusable ollama_url %r: %s", agent.agent_id, agent.ollama_url, exc.message)
+            return None
+
+    def forget(self, task_id: str) -> None:
+        """Drop what is remembered about a finished or cancelled task."""
+        self._waiting_since.pop(task_id, None)
+        self._last.pop(task_id, None)
+
+    # ------------------------------------------------------------------ internals
+
+    def _task_view(self, task: Any) -> TaskView:
+        try:
+            complexity = msgspec.convert(task.complexity, Complexity)
+        except msgspec.ValidationError:  # a row from an older hub: classify it again
+            complexity = self.classifier.classify(task.description, file_hints=task.file_hints or (),
+                                                  verification_steps=task.verification_steps or ())
+        return TaskView(complexity=complexity, has_shell_command=bool((task.metadata or {}).get("shell_command")))
+
+    def _avoid_endpoints(self, task: Any) -> set[str]:
+        last = self._last.get(task.task_id)
+        if last is not None:
+            return {last[1]} if last[1] else set()
+        previous = (getattr(task, "routing_decision", None) or {}).get("selected_endpoint")
+        return {previous} if isinstance(previous, str) else set()
+
+    def _choose(self, task: Any, agents: Sequence[Any], routed: Routed) -> Any | None:
+        by_id = {agent.agent_id: agent for agent in agents}
+        views = [AgentView(agent_id=a.agent_id, capabilities=frozenset(a.capabilities or ()),
+                           ollama_host=host_of(getattr(a, "ollama_url", None)),
+                           last_assigned_at=getattr(a, "last_assigned_at", None)) for a in agents]
+        last = self._last.get(task.task_id)
+        chosen = choose_agent(views, needed_capabilities=task.needed_capabilities or (), near_host=routed.near_host,
+                              assign_to=task.assign_to, avoid_agents={last[0]} if last else ())
+        return by_id[chosen.agent_id] if chosen is not None else None
+
+    def _remember(self, task_id: str, agent_id: str, endpoint_id: str | None) -> None:
+        self._last[task_id] = (agent_id, endpoint_id)
+        self._last.move_to_end(task_id)
+        while len(self._last) > _MEMORY:
+            self._last.popitem(last=False)

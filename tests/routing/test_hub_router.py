@@ -1,0 +1,163 @@
+"""``ModelRouter`` behind the hub's Router interface, with hub-shaped tasks and agents."""
+
+from __future__ import annotations
+
+import sqlite3
+from types import SimpleNamespace
+from typing import Any
+
+import msgspec
+import pytest
+
+from agentcom.config import AgentCom
+from agentcom.protocol.api import EndpointRegistration, TaskSubmission
+from agentcom.protocol.messages import Complexity, RoutingDecision
+from agentcom.routing import EndpointRegistry, ModelRouter, Spend, spend_from_executions
+from agentcom.routing.endpoints import after_success
+
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("anyio_backend")]  # one backend (see conftest)
+
+NOW = 1_767_268_800_000  # 2026-01-01T12:00Z
+
+
+def settings(**kwargs: Any) -> AgentCom:
+    return AgentCom(db_path=":memory:", **kwargs)
+
+
+def waits(until: int, reason: str) -> tuple[str, int, str]:
+    return ("wait", until, reason)
+
+
+def healthy(registry: EndpointRegistry, address: str, models: tuple[str, ...] = ("llama3.2:latest",)) -> str:
+    view = registry.register(address)
+    registry._endpoints[view.endpoint_id] = after_success(view, models, (), NOW)  # as if a check had answered
+    return view.endpoint_id
+
+
+def hub_task(router: ModelRouter, description: str, **fields: Any) -> SimpleNamespace:
+    sub = TaskSubmission(description=description, **{k: v for k, v in fields.items() if k in TaskSubmission.__struct_fields__})
+    return SimpleNamespace(task_id=fields.get("task_id", "task-1"), description=description,
+                           complexity=router.classify(sub), metadata=dict(sub.metadata),
+                           file_hints=[msgspec.to_builtins(h) for h in sub.file_hints],
+                           verification_steps=[msgspec.to_builtins(s) for s in sub.verification_steps],
+                           needed_capabilities=list(sub.needed_capabilities), assign_to=sub.assign_to,
+                           routing_decision=None)
+
+
+def hub_agent(agent_id: str, ollama_url: str | None = None, caps: tuple[str, ...] = (), last: int = 0) -> SimpleNamespace:
+    return SimpleNamespace(agent_id=agent_id, capabilities=frozenset(caps), ollama_url=ollama_url, last_assigned_at=last)
+
+
+def test_classify_returns_the_protocol_complexity() -> None:
+    router = ModelRouter(settings(), EndpointRegistry())
+    complexity = router.classify(TaskSubmission(description="Refactor the scheduler", complexity_tier="trivial"))
+    assert msgspec.convert(complexity, Complexity).effective_tier == "trivial"
+    assert complexity["inferred"]["tier"] == "complex" and complexity["source"] == "explicit"
+
+
+def test_routes_to_the_endpoint_and_prefers_the_agent_next_to_it() -> None:
+    registry = EndpointRegistry()
+    healthy(registry, "gpu-box:11434")
+    router = ModelRouter(settings(), registry, wait_factory=waits)
+    task = hub_task(router, "Add pagination to the task list endpoint of the HTTP API",
+                    file_hints=[{"path": "agentcom/hub/handlers.py"}])
+    near, far = hub_agent("near", "http://GPU-box:11434", last=500), hub_agent("far", last=100)
+    decision, agent = router.route(task, [far, near], NOW)
+    assert agent is near
+    assert msgspec.convert(decision, RoutingDecision).selected_endpoint == "gpu-box:11434"
+    router.record(decision)
+    assert router.stats() == {"by_tier": {"standard": 1}, "by_target": {"ollama": 1}, "fallback_count": 0,
+                              "total_routed": 1}
+
+
+def test_waits_then_escalates_and_remembers_when_waiting_began() -> None:
+    router = ModelRouter(settings(fallback_wait_ms=1_000), EndpointRegistry(), wait_factory=waits)
+    task = hub_task(router, "Add pagination to the task list endpoint of the HTTP API")
+    agent = hub_agent("a")
+    assert router.route(task, [agent], NOW) == ("wait", NOW + 1_000, "no_healthy_endpoint")
+    assert router.route(task, [agent], NOW + 500) == ("wait", NOW + 1_000, "no_healthy_endpoint")
+    decision, chosen = router.route(task, [agent], NOW + 1_000)
+    assert (decision["target_type"], decision["fallback_from_tier"], decision["fallback_reason"]) == (
+        "claude", "standard", "no_healthy_endpoint")
+
+
+def test_a_retry_avoids_the_last_agent_and_endpoint() -> None:
+    registry = EndpointRegistry()
+    healthy(registry, "a:11434")
+    healthy(registry, "b:11434")
+    router = ModelRouter(settings(), registry, wait_factory=waits)
+    task = hub_task(router, "Add pagination to the task list endpoint of the HTTP API")
+    agents = [hub_agent("x"), hub_agent("y")]
+    first, agent1 = router.route(task, agents, NOW)
+    second, agent2 = router.route(task, agents, NOW + 10)  # the hub requeued it after a failure
+    assert first["selected_endpoint"] != second["selected_endpoint"]
+    assert agent1 is not agent2
+    router.forget(task.task_id)
+
+
+def test_a_restarted_hub_avoids_the_stored_endpoint() -> None:
+    registry = EndpointRegistry()
+    healthy(registry, "a:11434")
+    healthy(registry, "b:11434")
+    router = ModelRouter(settings(), registry, wait_factory=waits)
+    task = hub_task(router, "Add pagination to the task list endpoint of the HTTP API")
+    task.routing_decision = {"selected_endpoint": "a:11434"}
+    decision, _ = router.route(task, [hub_agent("x")], NOW)
+    assert decision["selected_endpoint"] == "b:11434"
+
+
+def test_no_fitting_agent_is_none() -> None:
+    router = ModelRouter(settings(), EndpointRegistry(), wait_factory=waits)
+    task = hub_task(router, "Refactor everything", needed_capabilities=["gpu"])
+    assert router.route(task, [hub_agent("a")], NOW) is None
+
+
+def test_trivial_shell_task_goes_to_the_sidecar() -> None:
+    router = ModelRouter(settings(), EndpointRegistry(), wait_factory=waits)
+    task = hub_task(router, "Fix typo in README", metadata={"shell_command": "sed -i s/teh/the/ README.md"})
+    decision, _ = router.route(task, [hub_agent("a")], NOW)
+    assert (decision["target_type"], decision["estimated_cost_tier"]) == ("sidecar", "free")
+
+
+def test_budget_from_the_executions_table(db: sqlite3.Connection) -> None:
+    def row(task_id: str, cost_usd: float, completed_at: int) -> None:
+        db.execute("INSERT INTO executions (task_id, generation, tokens_in, tokens_out, cost_nusd, execution_ms, status, "
+                   "completed_at, price_table) VALUES (?, 1, 0, 0, ?, 1, 'success', ?, 't')",
+                   (task_id, int(cost_usd * 1e9), completed_at))
+
+    mid_january = 1_767_225_600_000 + 14 * 86_400_000 + 12 * 3_600_000  # 2026-01-15T12:00Z
+    row("december", 50.0, mid_january - 20 * 86_400_000)
+    row("january", 3.0, mid_january - 5 * 86_400_000)
+    row("today", 1.5, mid_january - 60_000)
+    db.execute("INSERT INTO executions (task_id, generation, tokens_in, tokens_out, cost_nusd, execution_ms, status, "
+               "completed_at, price_table) VALUES ('unpriced', 1, 5, 5, NULL, 1, 'success', ?, 't')", (mid_january,))
+    assert spend_from_executions(db, mid_january) == Spend(today_usd=1.5, month_usd=4.5)
+    router = ModelRouter(settings(budget_monthly_usd=4.5), EndpointRegistry(), wait_factory=waits,
+                         spend=lambda now: spend_from_executions(db, now), estimate_usd=lambda m, i, o: 0.01)
+    decision, _ = router.route(hub_task(router, "Refactor the store"), [hub_agent("a")], mid_january)
+    assert (decision["target_type"], decision["fallback_reason"]) == ("local", "budget_exhausted")
+
+
+def test_the_default_wait_is_the_hubs_own_type() -> None:
+    from agentcom.hub.core import Wait as HubWait
+
+    router = ModelRouter(settings(), EndpointRegistry())
+    result = router.route(hub_task(router, "Add pagination to the task list endpoint"), [hub_agent("a")], NOW)
+    assert isinstance(result, HubWait) and result.until == NOW + 5_000
+
+
+async def test_endpoint_api_helpers(llm_server) -> None:
+    server = llm_server("healthy")
+    router = ModelRouter(settings(), EndpointRegistry(timeout_ms=500))
+    answer = await router.register_endpoint(EndpointRegistration(host=server.url, name="box"))
+    assert answer["status"] == "healthy" and answer["endpoint_id"] == server.address and answer["name"] == "box"
+    assert [e["endpoint_id"] for e in router.endpoints_view()] == [server.address]
+    assert router.remove_endpoint(server.address) and not router.remove_endpoint(server.address)
+
+
+def test_agent_joined_registers_its_ollama_url_and_tolerates_garbage() -> None:
+    router = ModelRouter(settings(), EndpointRegistry())
+    view = router.agent_joined(hub_agent("a", "http://localhost:11434"), peer_host="10.1.2.3")
+    assert view is not None and view.endpoint_id == "10.1.2.3:11434" and view.agent_id == "a"
+    assert router.agent_joined(hub_agent("b", "ftp://nope")) is None
+    assert router.agent_joined(hub_agent("c")) is None
