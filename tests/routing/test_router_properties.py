@@ -95,7 +95,7 @@ def _price_function(kind: str) -> Any:
     return lambda model, tokens_in, tokens_out: tokens_in * 3e-6 + tokens_out * 15e-6
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     task=tasks,
     snapshot=snapshots(),
@@ -143,7 +143,7 @@ def test_route_always_yields_a_complete_json_decision_or_a_future_wait(
         assert decision.selected_model
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(task=tasks, snapshot=snapshots(), waited=st.integers(5_000, 10**6))
 def test_with_default_settings_a_task_that_waited_long_enough_is_always_routed(
     task: TaskView, snapshot: RegistrySnapshot, waited: int
