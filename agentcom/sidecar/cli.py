@@ -51,6 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--price-table", metavar="FILE", help="prices file (default: the shipped table)")
     parser.add_argument("--batch-interval-ms", metavar="MS", type=int, default=100,
                         help="token batching window in ms (default 100)")
+    parser.add_argument("--max-events-per-second", metavar="N", type=float, default=2000.0,
+                        help="progress frames a second at most; beyond it output lines are sent in batches (default 2000)")
     parser.add_argument("--connect-timeout", metavar="SECONDS", type=float, default=10.0,
                         help="give up when the hub cannot be reached at start for this long (default 10)")
     parser.add_argument("--reconnect-max", metavar="SECONDS", type=float, default=30.0,
@@ -90,6 +92,8 @@ def build_sidecar(args: argparse.Namespace) -> Sidecar:
         raise UsageError(str(exc)) from None
     if args.concurrency < 1:
         raise UsageError(f"--concurrency must be at least 1, got {args.concurrency}")
+    if args.max_events_per_second <= 0:
+        raise UsageError(f"--max-events-per-second must be positive, got {args.max_events_per_second}")
     if args.batch_interval_ms < 1:
         raise UsageError(f"--batch-interval-ms must be positive, got {args.batch_interval_ms}")
     workdir = Path(args.workdir or os.getcwd()).expanduser()
@@ -112,7 +116,8 @@ def build_sidecar(args: argparse.Namespace) -> Sidecar:
         hub, agent_id, token,
         capabilities=args.capabilities, ollama_url=args.ollama_url, workdir=workdir, state_dir=state_dir,
         concurrency=args.concurrency, name=args.name, models=models, batch_interval_ms=args.batch_interval_ms,
-        connect_timeout_s=args.connect_timeout, backoff=Backoff(cap_s=max(0.1, args.reconnect_max)),
+        connect_timeout_s=args.connect_timeout, max_events_per_s=args.max_events_per_second,
+        backoff=Backoff(cap_s=max(0.1, args.reconnect_max)),
         dispatcher_options=options,
     )
 

@@ -8,6 +8,11 @@ tool_call) goes out at once, after any pending tokens, so the wire keeps the ord
 executor produced. Each EVENT gets the next ``seq`` of its task generation (one more than
 the previous), so a dashboard can tell a gap from silence.
 
+Under congestion (``congested()`` true: the outbox is backed up or the hub asked the
+sidecar to slow down) ``stdout``/``stderr`` lines are gathered the same way, joined by
+newlines, so a chatty command is never slowed down or cut by the pace of the socket:
+fewer, larger EVENTs carry every line, in order, with no gap in ``seq``.
+
 The emitter never touches a socket: it hands finished frames to a plain ``send`` callable
 (the sidecar's outbox), which keeps it synchronous and its ordering trivial. ``seq`` values
 can be reserved in blocks through ``on_reserve`` (hi/lo allocation): the sidecar journals
@@ -26,6 +31,7 @@ if TYPE_CHECKING:  # the executors package imports every backend SDK; the emitte
     from agentcom.executors.base import Output
 
 DEFAULT_BATCH_INTERVAL_MS = 100
+_JOINERS = {"token": "", "stdout": "\n", "stderr": "\n"}  # kinds that can be gathered, and their glue
 MAX_EVENT_TEXT = 65_536  # characters per EVENT; longer text is split (frames stay far below 1 MiB)
 SEQ_BLOCK = 1_000
 
@@ -54,6 +60,7 @@ class ProgressEmitter:
         batch_interval_ms: int = DEFAULT_BATCH_INTERVAL_MS,
         first_seq: int = 1,
         on_reserve: Callable[[int], None] | None = None,
+        congested: Callable[[], bool] | None = None,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         if batch_interval_ms <= 0:
@@ -66,7 +73,9 @@ class ProgressEmitter:
         self._next_seq = first_seq
         self._on_reserve = on_reserve
         self._reserved = first_seq - 1 if on_reserve else None
+        self._congested = congested or (lambda: False)
         self._pending: list[str] = []
+        self._pending_kind = "token"
         self._pending_chars = 0
         self._pending_tokens: int | None = None
         self._pending_model: str | None = None
@@ -86,24 +95,24 @@ class ProgressEmitter:
         """Take one piece of output: tokens wait for their window, the rest go at once."""
         if self._closed:
             return
-        if out.kind == "token":
-            self._add_token(out)
+        if out.kind == "token" or (out.kind in _JOINERS and self._congested()):
+            self._gather(out)
             return
         self.flush()
         for piece in _split(out.text):
             self._send_event(out.kind, piece, out.tokens_so_far, out.model)
 
     def flush(self) -> None:
-        """Send the pending tokens (if any) as one EVENT now."""
+        """Send what is gathered (if anything) as one EVENT now."""
         self._cancel_timer()
         if not self._pending:
             return
-        text = "".join(self._pending)
-        tokens, model = self._pending_tokens, self._pending_model
+        text = _JOINERS[self._pending_kind].join(self._pending)
+        kind, tokens, model = self._pending_kind, self._pending_tokens, self._pending_model
         self._pending, self._pending_chars = [], 0
         self._pending_tokens = None
-        for piece in _split(text):
-            self._send_event("token", piece, tokens, model)
+        for piece in _split(text, lines=kind != "token"):
+            self._send_event(kind, piece, tokens, model)
 
     def close(self) -> None:
         """Flush and stop: later ``emit`` calls are ignored."""
@@ -119,9 +128,10 @@ class ProgressEmitter:
 
     # ------------------------------------------------------------------ internals
 
-    def _add_token(self, out: Output) -> None:
-        if self._pending and out.model != self._pending_model:
-            self.flush()  # one EVENT names one model
+    def _gather(self, out: Output) -> None:
+        if self._pending and (out.kind != self._pending_kind or out.model != self._pending_model):
+            self.flush()  # one EVENT has one kind and names one model
+        self._pending_kind = out.kind
         self._pending.append(out.text)
         self._pending_chars += len(out.text)
         self._pending_model = out.model
@@ -164,8 +174,20 @@ class ProgressEmitter:
         return seq
 
 
-def _split(text: str) -> list[str]:
-    """Text cut into EVENT-sized pieces; an empty text is still one (empty) event."""
-    if len(text) <= MAX_EVENT_TEXT:
-        return [text]
-    return [text[i : i + MAX_EVENT_TEXT] for i in range(0, len(text), MAX_EVENT_TEXT)]
+def _split(text: str, lines: bool = False) -> list[str]:
+    """Text cut into EVENT-sized pieces; an empty text is still one (empty) event.
+
+    Gathered lines (``lines``) are cut at a newline where there is one, the newline itself
+    dropped: it is the glue between two line events, so each piece is whole lines.
+    """
+    pieces = []
+    while len(text) > MAX_EVENT_TEXT:
+        cut = text.rfind("\n", 0, MAX_EVENT_TEXT + 1) if lines else -1
+        if cut > 0:
+            pieces.append(text[:cut])
+            text = text[cut + 1:]
+        else:
+            pieces.append(text[:MAX_EVENT_TEXT])
+            text = text[MAX_EVENT_TEXT:]
+    pieces.append(text)
+    return pieces

@@ -6,11 +6,16 @@ frames are never dropped here. Progress frames are: while disconnected the buffe
 bounded and the oldest progress goes first (``seq`` lets dashboards see the gap); while
 connected producers wait for room instead (``room``), which passes the socket's pace back
 to the executor. Completions are also journalled, so even a crash cannot lose them.
+
+``congested`` tells the emitters to gather stdout/stderr lines into fewer EVENTs: the
+queue is backed up, or the hub asked for a pause (``rate_limited``), during which the
+writer takes nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from typing import Iterable
 
@@ -20,6 +25,7 @@ from agentcom.protocol import messages as m
 
 DEFAULT_HIGH_WATER = 512
 DEFAULT_MAX_BUFFERED = 10_000
+CONGESTED_FRAMES = 64
 
 
 class Outbox:
@@ -33,10 +39,22 @@ class Outbox:
         self._drained = asyncio.Event()
         self._drained.set()
         self._open = False  # a writer is attached and the gate is up
+        self._paused_until = 0.0  # time.monotonic() before which the writer takes nothing
         self.dropped_progress = 0
 
     def __len__(self) -> int:
         return len(self._frames)
+
+    @property
+    def congested(self) -> bool:
+        return len(self._frames) > CONGESTED_FRAMES or time.monotonic() < self._paused_until
+
+    def pause(self, seconds: float) -> bool:
+        """Hold the writer for ``seconds`` (the hub said ``rate_limited``). True if not already paused."""
+        until = time.monotonic() + max(0.0, seconds)
+        was_paused = time.monotonic() < self._paused_until
+        self._paused_until = max(self._paused_until, until)
+        return not was_paused
 
     def put(self, frame: msgspec.Struct) -> None:
         self._frames.append(frame)
@@ -81,8 +99,14 @@ class Outbox:
         self._changed.set()
 
     async def take(self, limit: int) -> list[msgspec.Struct]:
-        """Wait until the gate is open and frames are queued, then take up to ``limit``."""
-        while not (self._open and self._frames):
+        """Wait until the gate is open, no pause holds and frames are queued; take up to ``limit``."""
+        while True:
+            wait = self._paused_until - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            if self._open and self._frames:
+                break
             self._changed.clear()
             await self._changed.wait()
         batch = [self._frames.popleft() for _ in range(min(limit, len(self._frames)))]

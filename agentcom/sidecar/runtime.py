@@ -42,6 +42,7 @@ SIDECAR_PATH = "/agentcom/ws/sidecar"
 WRITE_BATCH = 256
 RESUME_WAIT_S = 5.0
 STOP_GRACE_S = 3.0
+DEFAULT_MAX_EVENTS_PER_S = 2_000  # progress frames a second: under the hub's per-session budget
 _REFUSING_ERRORS = {"stale_generation", "not_found"}
 
 
@@ -65,6 +66,28 @@ class Backoff:
     def delay(self, attempt: int) -> float:
         ceiling = min(self.cap_s, self.base_s * (2 ** min(attempt, 30)))
         return random.uniform(ceiling / 2, ceiling)
+
+
+class Pacer:
+    """A token bucket for progress frames: ``rate`` a second, bursts of a tenth of a second.
+
+    Keeps a sidecar under the hub's progress budget; while it holds frames back the outbox
+    backs up, and the emitters gather lines into fewer, larger EVENTs instead of losing any.
+    """
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.capacity = max(1.0, rate / 10)
+        self._tokens = self.capacity
+        self._at = time.monotonic()
+
+    async def spend(self, frames: int) -> None:
+        now = time.monotonic()
+        self._tokens = min(self.capacity, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        self._tokens -= frames
+        if self._tokens < 0:
+            await asyncio.sleep(-self._tokens / self.rate)
 
 
 @dataclass
@@ -107,6 +130,7 @@ class Sidecar:
         connect_timeout_s: float = 10.0,
         backoff: Backoff = Backoff(),
         max_frame_bytes: int = 1_048_576,
+        max_events_per_s: float = DEFAULT_MAX_EVENTS_PER_S,
         dispatcher_options: dict[str, Any] | None = None,
     ) -> None:
         if concurrency < 1:
@@ -124,6 +148,7 @@ class Sidecar:
         self.connect_timeout_s = connect_timeout_s
         self.backoff = backoff
         self.max_frame_bytes = max_frame_bytes
+        self._pacer = Pacer(max_events_per_s)
         self.journal = Journal(state_dir)
         self.outbox = Outbox()
         self._runner = runner
@@ -304,6 +329,7 @@ class Sidecar:
             batch = await self.outbox.take(WRITE_BATCH)
             sent = 0
             try:
+                await self._pacer.spend(sum(isinstance(f, m.TaskProgress) for f in batch))
                 last = None
                 for frame in batch:
                     last = conn.write_message(codec.encode(frame))
@@ -430,6 +456,10 @@ class Sidecar:
             self.journal.remove(frame.task_id)
 
     def _on_error(self, frame: m.ErrorFrame) -> None:
+        if frame.error == "rate_limited":
+            if self.outbox.pause((frame.retry_after_ms or 1000) / 1000):
+                log.warning("hub says rate_limited (%s); pausing %d ms", frame.message, frame.retry_after_ms or 1000)
+            return
         log.warning("hub error %s: %s", frame.error, frame.message)
         if not frame.task_id:
             return
@@ -457,6 +487,7 @@ class Sidecar:
         emitter = ProgressEmitter(
             task_id, assign.generation, self.outbox.put, batch_interval_ms=self.batch_interval_ms,
             first_seq=first_seq, on_reserve=lambda upto: self.journal.reserve_seq(task_id, upto),
+            congested=lambda: self.outbox.congested,
         )
         run = _Run(assign=assign, emitter=emitter)
         self._runs[task_id] = run

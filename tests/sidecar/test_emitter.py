@@ -146,3 +146,36 @@ async def test_frames_decode_as_the_hub_reads_them() -> None:
         assert isinstance(decoded, m.TaskProgress)
         assert decoded == frame
     assert events(sent)[1].model == "m" * 256
+
+
+@pytest.mark.anyio
+async def test_under_congestion_lines_are_gathered_in_order_without_seq_gaps() -> None:
+    congested = [False]
+    emitter, sent = make(congested=lambda: congested[0])
+    emitter.emit(Output(kind="stdout", text="first"))
+    congested[0] = True
+    for i in range(3):
+        emitter.emit(Output(kind="stdout", text=f"out {i}"))
+    emitter.emit(Output(kind="stderr", text="err"))
+    emitter.emit(Output(kind="stdout", text="out 3"))
+    emitter.emit(Output(kind="status", text="half way"))  # never gathered: it flushes what waits
+    emitter.emit(Output(kind="stdout", text="out 4"))
+    congested[0] = False
+    emitter.emit(Output(kind="stdout", text="last"))
+    got = [(e.event_type, e.text, e.seq) for e in events(sent)]
+    assert got == [("stdout", "first", 1), ("stdout", "out 0\nout 1\nout 2", 2), ("stderr", "err", 3),
+                   ("stdout", "out 3", 4), ("status", "half way", 5), ("stdout", "out 4", 6), ("stdout", "last", 7)]
+
+
+@pytest.mark.anyio
+async def test_gathered_lines_are_cut_between_lines() -> None:
+    emitter, sent = make(congested=lambda: True)
+    line = "y" * 1000
+    count = 3 * MAX_EVENT_TEXT // len(line)
+    for _ in range(count):
+        emitter.emit(Output(kind="stdout", text=line))
+    emitter.flush()
+    texts = [e.text for e in events(sent)]
+    assert len(texts) > 1
+    assert all(set(t.split("\n")) == {line} for t in texts)  # whole lines only
+    assert sum(t.count("\n") + 1 for t in texts) == count
