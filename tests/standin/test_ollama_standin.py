@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
@@ -121,3 +122,21 @@ async def test_midstream_failure_is_an_error_line(ollama_standin: OllamaStandin)
     response, chunks = await post_lines(ollama_standin, "/api/chat", CHAT)
     assert response.status_code == 200
     assert [("error" in c) for c in chunks] == [False, False, True]
+
+
+async def test_stop_releases_a_hanging_request() -> None:
+    standin = await OllamaStandin().start()
+    standin.hang_next(1)
+    async with httpx.AsyncClient(base_url=standin.url) as client:
+        pending = asyncio.ensure_future(client.post("/api/chat", json=CHAT))
+        while not standin.requests:
+            await asyncio.sleep(0.01)
+        assert not pending.done()
+        await standin.stop()
+        with pytest.raises(httpx.HTTPError):
+            await asyncio.wait_for(pending, 10)
+
+
+async def test_url_before_start_is_an_error() -> None:
+    with pytest.raises(RuntimeError, match="not started"):
+        OllamaStandin().url
