@@ -70,14 +70,14 @@ def cmd_hub(args: argparse.Namespace) -> int:
         except OSError as exc:
             await hub.stop()
             raise ConfigError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from None
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # before the URL is printed: whoever saw it may stop us
+            loop.add_signal_handler(sig, stop.set)
         print(f"AgentCom hub {hub.version} listening on {hub.url}", flush=True)
         print(f"  dashboard: {hub.url}/agentcom/", flush=True)
         where = "$AGENTCOM_ADMIN_TOKEN" if settings.admin_token else str(admin_token_path(settings.db_path))
         print(f"  database:  {settings.db_path}\n  admin token in {where}", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         print("shutting down", flush=True)
         await hub.stop()
