@@ -12,13 +12,14 @@ tasks on the kernel's loop. No module here imports ipywidgets; widgets live in
 
 from __future__ import annotations
 
-from agentcom.client._client import HubClient, connect
+from agentcom.client._client import Batch, HubClient, connect
 from agentcom.client._discovery import HubLocation, find_server, locate, running_servers
 from agentcom.client._feed import ExecEvent, Feed, StreamInfo
 from agentcom.client._live import LiveExecutions
 from agentcom.client._stream import FeedStream
 
 __all__ = [
+    "Batch",
     "ExecEvent",
     "Feed",
     "FeedStream",

@@ -32,6 +32,18 @@ if TYPE_CHECKING:
 TASK_FILTERS = ("status", "agent_id", "tier", "limit", "offset")
 
 
+class Batch(list):  # type: ignore[type-arg]
+    """What ``submit_many`` returns: the hub's answers, in order, plus the batch's progress bar."""
+
+    def __init__(self, answers: Iterable[dict[str, Any]] = (), progress: Any = None) -> None:
+        super().__init__(answers)
+        self.progress = progress
+
+    @property
+    def task_ids(self) -> list[str]:
+        return [answer["task_id"] for answer in self]
+
+
 class HubClient:
     """A connection to one hub (standalone, or inside a Jupyter server under its base URL)."""
 
@@ -57,15 +69,16 @@ class HubClient:
         """
         return self._http.request("POST", "agentcom/api/tasks", _task_body(description, fields))
 
-    def submit_many(self, tasks: Iterable[str | Mapping[str, Any]], *, progress: bool | None = None) -> list[dict[str, Any]]:
+    def submit_many(self, tasks: Iterable[str | Mapping[str, Any]], *, progress: bool | None = None) -> "Batch":
         """Queue several tasks (descriptions, or dicts with ``description`` and fields).
 
-        In a notebook (or with ``progress=True``) a progress bar is displayed that counts
-        submissions, then follows the batch live until every task has finished.
+        Returns the hub's answers in order (a list, with ``.task_ids`` and ``.progress``). In a
+        notebook (or with ``progress=True``) ``.progress`` is a progress bar, displayed in the
+        notebook, that counts submissions and then follows the batch live until every task ends.
         """
         items = [_item(t) for t in tasks]
         bar = self._batch_bar(len(items), progress)
-        answers: list[dict[str, Any]] = []
+        answers = Batch(progress=bar)
         try:
             for description, fields in items:
                 answers.append(self.submit(description, **fields))
@@ -115,10 +128,10 @@ class HubClient:
         return await self._http.arequest("POST", "agentcom/api/tasks", _task_body(description, fields))
 
     async def asubmit_many(self, tasks: Iterable[str | Mapping[str, Any]], *,
-                           progress: bool | None = None) -> list[dict[str, Any]]:
+                           progress: bool | None = None) -> "Batch":
         items = [_item(t) for t in tasks]
         bar = self._batch_bar(len(items), progress)
-        answers: list[dict[str, Any]] = []
+        answers = Batch(progress=bar)
         try:
             for description, fields in items:
                 answers.append(await self.asubmit(description, **fields))
@@ -283,4 +296,4 @@ def _in_notebook() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
-__all__ = ["HubClient", "connect"]
+__all__ = ["Batch", "HubClient", "connect"]

@@ -133,9 +133,12 @@ class Feed:
         if kind == "execution_event":
             self._execution(frame)
         elif kind == "events":
-            for delta in frame.get("data") or ():
-                if isinstance(delta, dict):
-                    self._delta(delta)
+            data = [d for d in frame.get("data") or () if isinstance(d, dict)]
+            if not self._hub_stats and any(d.get("kind") == "stats" for d in data):
+                self._hub_stats = True          # exact counts follow: never infer them, never resync for them
+                self.needs_snapshot = False
+            for delta in data:
+                self._delta(delta)
         elif kind == "snapshot":
             self._snapshot(frame.get("data") or {})
         elif kind == "dropped":

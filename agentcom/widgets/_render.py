@@ -258,8 +258,9 @@ def monitor_html(agents: Iterable[Mapping[str, Any]], queue: Mapping[str, int], 
     for a in sorted(agents, key=lambda a: str(a.get("agent_id"))):
         state = str(a.get("state") or "")
         current = a.get("current_task_ids") or ([a["current_task_id"]] if a.get("current_task_id") else [])
+        name = f' <span style="color:{GREY}">{esc(str(a["name"]))}</span>' if a.get("name") else ""
         rows.append(
-            f'<tr><td style="padding:1px 8px"><b>{esc(str(a.get("agent_id")))}</b></td>'
+            f'<tr><td style="padding:1px 8px"><b>{esc(str(a.get("agent_id")))}</b>{name}</td>'
             f'<td style="padding:1px 8px;color:{STATE_COLOURS.get(state, GREY)}">&#9679; {esc(state)}</td>'
             f'<td style="padding:1px 8px"><code>{esc(", ".join(map(str, current)))}</code></td>'
             f'<td style="padding:1px 8px;color:{GREY}">{esc(", ".join(map(str, a.get("capabilities") or ())))}</td></tr>'

@@ -51,6 +51,12 @@ class BatchProgress(LiveView, w.HBox):
         if kind == "task" and data.get("task_id") in self.task_ids:
             self.task_ids[data["task_id"]] = str(data.get("status"))
             self._throttle.request()
+        elif kind == "snapshot":               # a snapshot replaces the deltas it folds in
+            for task_id in self.task_ids:
+                known = self.feed.tasks.get(task_id)
+                if known is not None:
+                    self.task_ids[task_id] = str(known.get("status"))
+            self._throttle.request()
 
     @property
     def done(self) -> int:

@@ -44,7 +44,8 @@ async def test_snapshot_then_deltas_keep_agents_queue_and_completions(hub: Hub) 
         assert [e.seq for e in feed.events(task_id)] == [1, 2]
         stream_info = feed.streams[task_id]
         assert (stream_info.agent_id, stream_info.model, stream_info.gaps) == ("agent-a", "llama3.2:3b", 0)
-        assert {"snapshot", "agent", "task", "completion", "execution", "queue"} <= set(seen)
+        assert {"agent", "task", "completion", "execution", "queue", "totals"} <= set(seen)
+        assert "snapshot" not in seen          # the hub sends stats: no resync was needed
         side.close()
         await eventually(lambda: "agent-a" not in feed.agents, "the agent_left delta")
     finally:
@@ -204,3 +205,13 @@ def test_feed_infers_counts_when_the_hub_sends_no_stats() -> None:
     assert feed.totals["cost_usd"] == 1.5 and feed.totals["savings_usd"] == 1.5
     feed.apply({"type": "events", "data": [{"kind": "stats", "queue": {"queued": 7}, "totals": {"cost_usd": 9.0}}]})
     assert feed.queue["queued"] == 7 and feed.totals["cost_usd"] == 9.0
+
+
+def test_a_hub_that_sends_stats_is_never_asked_for_a_resync() -> None:
+    feed = Feed()
+    feed.apply({"type": "snapshot", "data": {"queue": {}, "agents": []}})
+    feed.apply({"type": "events", "data": [
+        {"kind": "task", "task": {"task_id": "x", "status": "assigned", "generation": 1}},
+        {"kind": "stats", "queue": {"assigned": 1}, "totals": {}},
+    ]})
+    assert not feed.needs_snapshot and feed.queue["assigned"] == 1
