@@ -55,6 +55,7 @@ class HubMetrics:
             registry=self.registry)
         self.registry.register(_StateCollector(hub, fanout))
         self._queued_at: dict[str, int] = {}
+        self._event_counters: dict[str, Any] = {}   # labelled children, looked up once per event type
         self._unsubscribe = hub.core.pubsub.subscribe(self._on_message, ("tasks", "execution"))
 
     def close(self) -> None:
@@ -65,7 +66,11 @@ class HubMetrics:
 
     def _on_message(self, topic: str, message: dict[str, Any]) -> None:
         if topic == "execution":
-            self.execution_events.labels(message.get("event_type") or "unknown").inc()
+            kind = message.get("event_type") or "unknown"
+            counter = self._event_counters.get(kind)
+            if counter is None:
+                counter = self._event_counters[kind] = self.execution_events.labels(kind)
+            counter.inc()
             return
         if message.get("kind") != "task":
             return
