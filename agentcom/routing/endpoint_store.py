@@ -13,7 +13,7 @@ import sqlite3
 
 from agentcom.errors import StoreError, ValidationFailed
 from agentcom.routing.addresses import parse_endpoint_id
-from agentcom.routing.endpoints import EndpointView
+from agentcom.routing.endpoints import EndpointView, Status
 
 __all__ = ["delete_endpoint", "load_endpoints", "save_endpoint"]
 
@@ -69,7 +69,7 @@ def load_endpoints(conn: sqlite3.Connection) -> list[EndpointView]:
             address = parse_endpoint_id(values["endpoint_id"], kind)
         except ValidationFailed:
             continue
-        status = values["status"] if values["status"] in ("unknown", "healthy", "unhealthy") else "unknown"
+        status: Status = values["status"] if values["status"] in ("unknown", "healthy", "unhealthy") else "unknown"
         views.append(EndpointView(
             endpoint_id=values["endpoint_id"], kind=kind, scheme=address.scheme, host=address.host,
             port=address.port, name=values["name"], source=values["source"] or "manual",

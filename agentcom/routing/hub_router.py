@@ -86,7 +86,8 @@ class ModelRouter:
             verification_steps=submission.verification_steps,
             explicit_tier=submission.complexity_tier,
         )
-        return msgspec.to_builtins(complexity)
+        builtins: dict[str, Any] = msgspec.to_builtins(complexity)
+        return builtins
 
     def route(self, task: Any, agents: Sequence[Any], now: int) -> tuple[dict[str, Any], Any] | Any | None:
         """(decision dict, agent), or the hub's ``Wait``, or None when no offered agent fits."""
@@ -97,7 +98,7 @@ class ModelRouter:
             now=now,
             waiting_since=self._waiting_since.get(task.task_id),
             avoid_endpoints=self._avoid_endpoints(task),
-            spend=self._spend(now) if self._spend is not None else Spend(),
+            spend=self._spend(now) if self._spend is not None and self.policy.has_budget else Spend(),
             estimate_usd=self._estimate_usd,
         )
         if isinstance(result, Wait):

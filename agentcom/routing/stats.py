@@ -32,6 +32,7 @@ class RoutingStats:
         return stats
 
     def record(self, decision: RoutingDecision | Mapping[str, Any]) -> None:
+        tier: str
         if isinstance(decision, RoutingDecision):
             tier, target, fallback = decision.effective_tier, decision.target_type, decision.fallback_used
         else:
