@@ -51,7 +51,8 @@ class DashboardSocketLogic:
         if opener is not None:
             opener(*args, **kwargs)  # Jupyter's WebSocketMixin starts its keep-alive pings here
         handler.set_nodelay(True)
-        self.session = DashboardSession(self.fanout, self._write, self._close_socket)
+        can_write = bool(getattr(self, "agentcom_can_write", True))
+        self.session = DashboardSession(self.fanout, self._write, self._close_socket, can_write=can_write)
         self.session.start()
 
     def _write(self, text: str) -> Any:

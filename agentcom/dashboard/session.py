@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable
 
 import msgspec
 
-from agentcom.errors import ProtocolError
+from agentcom.errors import ProtocolError, Unauthorized
 from agentcom.hub.session import RateWindow
 from agentcom.protocol import codec
 from agentcom.protocol import messages as m
@@ -184,7 +184,7 @@ class DashboardFanout:
 class DashboardSession:
     """One dashboard: a bounded outgoing buffer, flushed only when its transport is free."""
 
-    def __init__(self, fanout: DashboardFanout, write: Write, close: Close, *,
+    def __init__(self, fanout: DashboardFanout, write: Write, close: Close, *, can_write: bool = True,
                  buffer: int | None = None, byte_budget: int = BYTE_BUDGET, max_frame_bytes: int | None = None) -> None:
         settings = fanout.settings
         self.fanout = fanout
@@ -194,6 +194,7 @@ class DashboardSession:
         self.buffer = buffer or settings.dashboard_buffer
         self.byte_budget = byte_budget
         self.max_frame_bytes = max_frame_bytes or settings.max_frame_bytes
+        self.can_write = can_write          # may send cancel_task / retry_task (Jupyter's authorizer decides)
         self.task_filter: str | None = None
         self.closed = False
         self.dropped_total = 0
@@ -285,14 +286,20 @@ class DashboardSession:
             case m.Subscribe(task_id=task_id):
                 self.subscribe(task_id)
             case m.CancelTask(task_id=task_id):
+                self._check_write("cancel_task", task_id)
                 task = self.core.cancel(task_id)
                 return m.CommandResult(command="cancel_task", task_id=task.task_id, status=task.status)
             case m.RetryTask(task_id=task_id):
+                self._check_write("retry_task", task_id)
                 task = self.core.retry(task_id)
                 return m.CommandResult(command="retry_task", task_id=task.task_id, status=task.status)
             case m.Ping():
                 return m.Pong(timestamp=self.core.clock())
         return None
+
+    def _check_write(self, command: str, task_id: str) -> None:
+        if not self.can_write:
+            raise Unauthorized(f"{command}: this dashboard may watch but not change tasks", task_id=task_id)
 
     def subscribe(self, task_id: str | None) -> None:
         """Stream one task's execution output (or every task's with None)."""

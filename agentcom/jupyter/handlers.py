@@ -86,9 +86,14 @@ class JupyterSocketAuth:
     def set_default_headers(self) -> None:
         """JupyterHandler's default headers make no sense on a WebSocket upgrade."""
 
+    agentcom_can_write = False
+
     @ws_authenticated
     async def get(self, *args: Any, **kwargs: Any) -> None:
-        await _authorize(self)  # type: ignore[arg-type]
+        handler: JupyterHandler = self  # type: ignore[assignment]
+        await _authorize(handler)  # watching is a read
+        self.agentcom_can_write = bool(await ensure_async(  # cancel/retry over the socket are writes
+            handler.authorizer.is_authorized(handler, handler.current_user, "write", AUTH_RESOURCE)))
         await super().get(*args, **kwargs)  # type: ignore[misc]
 
 

@@ -259,3 +259,13 @@ def test_a_stalled_dashboard_does_not_hold_back_another(tmp_path: Path) -> None:
         assert rig.sent["agent-1"][-1].__struct_config__.tag == "task_ack"   # the sidecar was answered
     finally:
         rig.close()
+
+
+def test_a_read_only_dashboard_cannot_change_tasks(rig: Rig) -> None:
+    task_id = rig.submit()
+    session, transport = rig.dashboard(can_write=False)
+    transport.take()
+    session.on_text(json.dumps({"type": "cancel_task", "task_id": task_id}))
+    answer = transport.take()[0]
+    assert answer["type"] == "error" and answer["error"] == "unauthorized" and answer["task_id"] == task_id
+    assert rig.core.tasks[task_id].status == "queued"

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import tornado.websocket
+from jupyter_server.auth import Authorizer
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from agentcom.protocol import codec
@@ -154,3 +155,32 @@ async def test_stop_extension_closes_the_hub(jp_serverapp: Any, jp_ws_fetch: Any
     assert await ws.read_message() is None
     with pytest.raises(Exception):
         hub.conn.execute("SELECT 1")
+
+
+class ReadOnlyAgentCom(Authorizer):
+    """A deployment's own authorizer: may look at AgentCom, may not change anything."""
+
+    def is_authorized(self, handler: Any, user: Any, action: str, resource: str) -> bool:
+        return resource != "agentcom" or action == "read"
+
+
+class TestCustomAuthorizer:
+    @pytest.fixture
+    def jp_server_config(self, tmp_path: Path) -> dict[str, Any]:
+        return {
+            "ServerApp": {"jpserver_extensions": {"agentcom": True}, "authorizer_class": ReadOnlyAgentCom},
+            "AgentCom": {"db_path": str(tmp_path / "jupyter-ro.db")},
+        }
+
+    async def test_the_authorizer_decides(self, jp_fetch: Any, jp_ws_fetch: Any) -> None:
+        assert (await jp_fetch("agentcom", "api", "snapshot")).code == 200
+        assert (await jp_fetch("agentcom", "metrics")).code == 200
+        refused = await jp_fetch("agentcom", "api", "tasks", method="POST", body=json.dumps({"description": "no"}),
+                                 raise_error=False)
+        assert refused.code == 403 and json.loads(refused.body)["error"] == "forbidden"
+        ws = await jp_ws_fetch("agentcom", "ws", "dashboard")   # opening a dashboard is a read
+        assert json.loads(await ws.read_message())["type"] == "snapshot"
+        await ws.write_message(json.dumps({"type": "cancel_task", "task_id": "task-any"}))   # cancelling is a write
+        answer = json.loads(await ws.read_message())
+        assert answer["type"] == "error" and answer["error"] == "unauthorized"
+        ws.close()
