@@ -171,7 +171,7 @@ class Sidecar:
         return list(self._runs)
 
     def stop(self) -> None:
-        """Ask ``run`` to finish: running tasks are stopped and reported as retryable failures."""
+        """Ask ``run`` to finish: running work is stopped and stays journalled (see ``_shutdown``)."""
         self._stop.set()
 
     async def run(self) -> None:
@@ -200,19 +200,22 @@ class Sidecar:
             self.journal.unlock()
 
     async def _shutdown(self) -> None:
-        """Stop every task, report each as a retryable failure, wait a little for the acks."""
+        """Stop the work and leave: running tasks stay journalled for the hub's lease.
+
+        Why not ``task_failed``: the hub would requeue the task and, this sidecar being still
+        connected, could hand it straight back. Closing instead lets the hub keep the task for
+        ``lease_ms``: a restarted sidecar resumes it (``task_continue``, run again), otherwise the
+        hub reclaims it when the lease runs out. Outcomes not yet acknowledged get a moment to go.
+        """
         runs = list(self._runs.values())
         self._runs.clear()
         for run in runs:
-            run.emitter.close()
+            run.emitter.close()  # what it printed so far still goes out
             if run.task is not None:
-                run.task.cancel()
+                run.task.cancel()  # executors kill their process group / close their stream
         await asyncio.gather(*(r.task for r in runs if r.task is not None), return_exceptions=True)
-        for run in runs:
-            final = m.TaskFailed(task_id=run.assign.task_id, generation=run.assign.generation,
-                                 error="the sidecar stopped before the task finished", retryable=True)
-            self.journal.finish(final)
-            self.outbox.put(final)
+        if runs:
+            log.info("stopped %d running task(s); they stay journalled for resume", len(runs))
         if self._conn is not None:
             try:
                 await asyncio.wait_for(self._acks_settled(), STOP_GRACE_S)

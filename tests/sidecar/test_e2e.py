@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +26,13 @@ def python(code: str) -> str:
 def pid_then_sleep(pid_file: Path, seconds: float, then: str = "done") -> str:
     return python(f"import os, time; open({str(pid_file)!r}, 'a').write(f'{{os.getpid()}}\\n'); "
                   f"time.sleep({seconds}); print({then!r})")
+
+
+def journal_state(state_dir: Path, task_id: str) -> str | None:
+    """What the sidecar's journal file says about a task (None: not in hand)."""
+    path = state_dir / "journal.json"
+    tasks = json.loads(path.read_text())["tasks"] if path.exists() else []
+    return next((t["state"] for t in tasks if t["task_id"] == task_id), None)
 
 
 def started(pid_file: Path) -> bool:
@@ -159,24 +168,52 @@ async def test_a_sidecar_back_after_its_lease_drops_the_task_the_hub_reclaimed(t
 
 @pytest.mark.anyio
 async def test_a_hub_restart_under_a_running_sidecar(tmp_path: Path) -> None:
+    """The task finishes while the hub is down: its output and outcome reach the new hub."""
     async with e2e(tmp_path) as env:
         pid_file = tmp_path / "pids"
-        await env.sidecar("agent-1")
-        task_id = await env.api.shell(pid_then_sleep(pid_file, 1.5, then="survived"))
+        sidecar = await env.sidecar("agent-1")
+        task_id = await env.api.shell(pid_then_sleep(pid_file, 1.0, then="survived"))
         await eventually(lambda: started(pid_file), "the command to start")
         port = env.hub.port
         assert port is not None
         await env.hub.stop()
+        await eventually(lambda: journal_state(sidecar.state_dir, task_id) == "finished",
+                         "the sidecar to finish the task while the hub is down")
 
         second = await start_hub(tmp_path / "hub.db", port=port, admin_token=env.hub.admin_token)
+        events: list[dict[str, Any]] = []
+        second.core.pubsub.subscribe(lambda topic, message: events.append(message), ("execution",))
         try:
             api = Api(second.url, second.admin_token)
             task = await eventually(lambda: api.status_is(task_id, "completed"), "the task to complete on the new hub")
             assert task["result"]["output"].strip() == "survived"
             assert len(pid_file.read_text().split()) == 1  # carried on, not run again
             assert len(await api.executions(task_id)) == 1
+            assert "survived" in [e["text"] for e in events if e["task_id"] == task_id]  # buffered output too
+            await eventually(lambda: journal_state(sidecar.state_dir, task_id) is None, "the journal to let go")
             later = await api.shell(python("print('after restart')"))
             await eventually(lambda: api.status_is(later, "completed"), "a new task to run after the restart")
         finally:
             await env.stop_sidecars()
             await second.stop()
+
+
+@pytest.mark.anyio
+async def test_sigterm_stops_the_work_and_the_task_is_not_lost(tmp_path: Path) -> None:
+    async with e2e(tmp_path) as env:
+        api = env.api
+        pid_file = tmp_path / "pids"
+        sidecar = await env.sidecar("agent-1")
+        task_id = await api.shell(pid_then_sleep(pid_file, 60))
+        await eventually(lambda: started(pid_file), "the command to start")
+        pid = int(pid_file.read_text().split()[0])
+        try:
+            sidecar.send_signal(signal.SIGTERM)
+            assert await sidecar.wait() == 0
+            assert not pid_alive(pid)
+        finally:
+            kill_quietly(pid)
+        assert "Traceback" not in sidecar.output()
+        assert journal_state(sidecar.state_dir, task_id) == "running"  # kept for a resume
+        task = await eventually(lambda: api.status_is(task_id, "queued"), "the hub to reclaim it after the lease")
+        assert task["attempts"] == 1
