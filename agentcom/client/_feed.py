@@ -8,9 +8,10 @@ A :class:`Feed` is fed decoded dashboard frames (``snapshot``, ``events``,
 - ``tasks``: the summaries of tasks seen in deltas (the newest ``max_tasks``);
 - ``completions``: COMPLETION records (snapshot's ``recent_completions`` plus completion
   deltas), newest last, at most ``max_completions``;
-- ``executions``: per task, a bounded deque of its execution events (``events_per_task``),
-  for at most ``max_streams`` tasks (the least recently active is forgotten first), plus
-  ``timeline``, a bounded deque of recent events of all tasks in arrival order.
+- ``streams``: per task, a bounded deque of its execution events (``events_per_task``), for
+  at most ``max_streams`` tasks and ``max_events`` events in all (the least recently active
+  task is forgotten first), plus ``timeline``, a bounded deque of recent events of all tasks
+  in arrival order. Memory is bounded by these limits, never by how many events arrive.
 
 It owns no socket and imports no widget: :class:`agentcom.client.FeedStream` pours a
 socket into it, widgets and :class:`LiveExecutions` register listeners. Listeners are
@@ -75,14 +76,17 @@ class StreamInfo:
 class Feed:
     """Live hub state built from dashboard frames; see the module docstring."""
 
-    def __init__(self, *, events_per_task: int = 2_000, max_streams: int = 200, timeline: int = 2_000,
-                 max_tasks: int = 10_000, max_completions: int = 10_000) -> None:
+    def __init__(self, *, events_per_task: int = 2_000, max_streams: int = 200, max_events: int = 50_000,
+                 timeline: int = 2_000, max_tasks: int = 10_000, max_completions: int = 10_000) -> None:
         for name, value in (("events_per_task", events_per_task), ("max_streams", max_streams),
-                            ("timeline", timeline), ("max_tasks", max_tasks), ("max_completions", max_completions)):
+                            ("max_events", max_events), ("timeline", timeline), ("max_tasks", max_tasks),
+                            ("max_completions", max_completions)):
             if value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
         self.events_per_task = events_per_task
         self.max_streams = max_streams
+        self.max_events = max_events
+        self.buffered = 0                         # events held in all streams' deques
         self.max_tasks = max_tasks
         self.max_completions = max_completions
         self.agents: dict[str, dict[str, Any]] = {}
@@ -272,7 +276,7 @@ class Feed:
         if stream is None:
             stream = self.streams[task_id] = StreamInfo(task_id, self.events_per_task)
             if len(self.streams) > self.max_streams:
-                self.streams.popitem(last=False)
+                self.buffered -= len(self.streams.popitem(last=False)[1].events)
         elif next(reversed(self.streams)) != task_id:
             self.streams.move_to_end(task_id)
         generation = frame.get("generation") or 0
@@ -294,9 +298,21 @@ class Feed:
         event = ExecEvent(task_id, generation, frame.get("event_type") or "stdout", frame.get("text") or "", seq,
                           frame.get("timestamp") or 0, frame.get("tokens_so_far"), frame.get("model"),
                           frame.get("agent_id"))
+        if len(stream.events) < self.events_per_task:
+            self.buffered += 1
+            if self.buffered > self.max_events:
+                self._evict(keep=task_id)
         stream.events.append(event)
         self.timeline.append(event)
         self._emit("execution", event)
+
+    def _evict(self, keep: str) -> None:
+        """Forget the least recently active tasks' output until ``max_events`` holds again."""
+        for task_id in list(self.streams):
+            if self.buffered <= self.max_events:
+                return
+            if task_id != keep:
+                self.buffered -= len(self.streams.pop(task_id).events)
 
     # ------------------------------------------------------------------ views
 

@@ -215,3 +215,14 @@ def test_a_hub_that_sends_stats_is_never_asked_for_a_resync() -> None:
         {"kind": "stats", "queue": {"assigned": 1}, "totals": {}},
     ]})
     assert not feed.needs_snapshot and feed.queue["assigned"] == 1
+
+
+def test_the_total_event_budget_forgets_the_least_recently_active_task_first() -> None:
+    feed = Feed(events_per_task=10, max_events=25)
+    for i in range(60):
+        task = ("a", "b", "c")[i // 20]          # 20 events for a, then b, then c
+        feed.apply({"type": "execution_event", "task_id": task, "generation": 1, "event_type": "stdout",
+                    "text": str(i), "seq": i % 20 + 1})
+    assert list(feed.streams) == ["b", "c"] and feed.buffered == 20
+    assert [e.text for e in feed.events("c")][-1] == "59"
+    assert list(feed.events("a")) == []
