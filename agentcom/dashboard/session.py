@@ -146,11 +146,11 @@ class DashboardFanout:
         previous = self._holders.pop(task_id, None)
         if holder is not None and task["status"] in ("assigned", "working"):
             self._holders[task_id] = holder
-        for agent_id in {previous, holder} - {None}:
+        for agent_id in {a for a in (previous, holder) if a is not None}:
             agent = self.core.agents.get(agent_id)
             if agent is not None:
                 message = {"kind": "agent", "agent": agent.view()}
-                seq, key = next(self._seq), ("agent", agent_id)
+                seq, key = next(self._seq), ("agent", str(agent_id))
                 for session in self.sessions:
                     session.push_delta(seq, key, message, False)
 
@@ -160,7 +160,7 @@ class DashboardFanout:
         """SNAPSHOT plus ``tasks``: the open tasks and the most recent finished ones."""
         from agentcom.hub.core import task_summary
 
-        data = self.core.snapshot()
+        data: dict[str, Any] = self.core.snapshot()
         open_tasks = {t.task_id: task_summary(t) for t in self.core.tasks.values()}
         recent, _ = self.core.store.query(limit=RECENT_TASKS)
         tasks = list(open_tasks.values())

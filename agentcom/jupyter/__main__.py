@@ -3,4 +3,4 @@
 from agentcom.jupyter.app import main
 
 if __name__ == "__main__":
-    main()
+    main()  # type: ignore[no-untyped-call]

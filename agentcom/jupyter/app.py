@@ -46,7 +46,8 @@ class AgentComExtension(ExtensionApp):
         from agentcom.jupyter.handlers import JupyterAuth, jupyter_routes
 
         # ExtensionApp puts the server's base_url in front of every pattern.
-        self.handlers.extend(route_table(self.hub, "/", auth_base=JupyterAuth, extra=jupyter_routes(self.hub)))
+        rules = route_table(self.hub, "/", auth_base=JupyterAuth, extra=jupyter_routes(self.hub))
+        self.handlers.extend(tuple(rule) for rule in rules)  # type: ignore[arg-type]
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         self.hub.start_timers()
