@@ -80,9 +80,9 @@ async def choose_backends(*, simulate: bool, use_local: bool) -> Backends:
             backends.ollama_url, model = _ollama_url(), found
             backends.notes.append(f"standard tier: Ollama at {backends.ollama_url}, model {model}")
         else:
-            standin = await OllamaStandin(chunk_delay=0.02).start()
-            backends.standins.append(standin)
-            backends.ollama_url, model = standin.url, "simulated-llama3.2"
+            ollama = await OllamaStandin(chunk_delay=0.02).start()
+            backends.standins.append(ollama)
+            backends.ollama_url, model = ollama.url, "simulated-llama3.2"
             backends.simulated.append("Ollama (no server reachable)")
             backends.notes.append("standard tier: Ollama stand-in, model simulated-llama3.2 (simulated)")
         backends.standard_target = f"ollama:{model}"
@@ -117,7 +117,7 @@ async def _ollama_model(url: str) -> str | None:
         models = json.loads(response.body).get("models") or []
     except Exception:  # noqa: BLE001  any failure means "no Ollama here"
         return None
-    names = [m.get("name") for m in models if isinstance(m, dict) and m.get("name")]
+    names = [str(m["name"]) for m in models if isinstance(m, dict) and m.get("name")]
     return min(names, key=len) if names else None
 
 

@@ -12,8 +12,8 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "Backoff": "runtime", "Journal": "journal", "JournalError": "journal", "ProgressEmitter": "emitter",
-    "Sidecar": "runtime", "SidecarRefused": "runtime", "sidecar_url": "runtime",
+    "Backoff": "connection", "Journal": "journal", "JournalError": "journal", "ProgressEmitter": "emitter",
+    "Sidecar": "runtime", "SidecarRefused": "runtime", "sidecar_url": "connection",
 }
 
 __all__ = sorted(_EXPORTS)

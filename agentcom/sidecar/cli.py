@@ -22,7 +22,8 @@ from typing import Any
 
 from agentcom.errors import AgentComError, HubUnavailable
 from agentcom.sidecar.journal import JournalError
-from agentcom.sidecar.runtime import Backoff, Sidecar, SidecarRefused, sidecar_url
+from agentcom.sidecar.connection import Backoff, sidecar_url
+from agentcom.sidecar.runtime import Sidecar, SidecarRefused
 
 PROG = "agentcom sidecar"
 

@@ -63,8 +63,9 @@ class JournalEntry:
     def final_frame(self) -> FinalFrame | None:
         if self.final is None:
             return None
-        cls = m.TaskComplete if self.final.get("type") == "task_complete" else m.TaskFailed
-        return codec.convert(self.final, cls)
+        if self.final.get("type") == "task_complete":
+            return codec.convert(self.final, m.TaskComplete)
+        return codec.convert(self.final, m.TaskFailed)
 
 
 class Journal:

@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Protocol, Sequence
-from urllib.parse import urlsplit, urlunsplit
 
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
@@ -32,17 +30,17 @@ from agentcom.errors import AgentComError, HubUnavailable, ProtocolError
 from agentcom.executors.base import Output
 from agentcom.protocol import codec
 from agentcom.protocol import messages as m
+from agentcom.sidecar.connection import Backoff, Pacer, sidecar_url
 from agentcom.sidecar.emitter import DEFAULT_BATCH_INTERVAL_MS, ProgressEmitter
 from agentcom.sidecar.journal import FinalFrame, Journal
 from agentcom.sidecar.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
-SIDECAR_PATH = "/agentcom/ws/sidecar"
 WRITE_BATCH = 256
 RESUME_WAIT_S = 5.0
 STOP_GRACE_S = 3.0
-DEFAULT_MAX_EVENTS_PER_S = 2_000  # progress frames a second: under the hub's per-session budget
+DEFAULT_MAX_EVENTS_PER_S = 2_000  # progress frames a second: under the hub's per-session budget (5 000)
 _REFUSING_ERRORS = {"stale_generation", "not_found"}
 
 
@@ -56,57 +54,11 @@ class Runner(Protocol):
     async def execute(self, task: m.TaskAssign, on_output: Callable[[Output], Awaitable[None]]) -> Any: ...
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """Reconnect delays: ``base * 2**attempt`` capped at ``cap``, with equal jitter."""
-
-    base_s: float = 0.5
-    cap_s: float = 30.0
-
-    def delay(self, attempt: int) -> float:
-        ceiling = min(self.cap_s, self.base_s * (2 ** min(attempt, 30)))
-        return random.uniform(ceiling / 2, ceiling)
-
-
-class Pacer:
-    """A token bucket for progress frames: ``rate`` a second, bursts of a tenth of a second.
-
-    Keeps a sidecar under the hub's progress budget; while it holds frames back the outbox
-    backs up, and the emitters gather lines into fewer, larger EVENTs instead of losing any.
-    """
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.capacity = max(1.0, rate / 10)
-        self._tokens = self.capacity
-        self._at = time.monotonic()
-
-    async def spend(self, frames: int) -> None:
-        now = time.monotonic()
-        self._tokens = min(self.capacity, self._tokens + (now - self._at) * self.rate)
-        self._at = now
-        self._tokens -= frames
-        if self._tokens < 0:
-            await asyncio.sleep(-self._tokens / self.rate)
-
-
 @dataclass
 class _Run:
     assign: m.TaskAssign
     emitter: ProgressEmitter
     task: asyncio.Task[None] | None = None
-
-
-def sidecar_url(hub_url: str) -> str:
-    """The sidecar socket URL for a hub base URL (``http(s)://`` or ``ws(s)://``)."""
-    parts = urlsplit(hub_url.strip())
-    scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme.lower())
-    if scheme is None or not parts.netloc:
-        raise ValueError(f"hub URL must look like http://HOST:PORT, got {hub_url!r}")
-    path = parts.path.rstrip("/")
-    if not path.endswith(SIDECAR_PATH):
-        path += SIDECAR_PATH
-    return urlunsplit((scheme, parts.netloc, path, parts.query, ""))
 
 
 class Sidecar:
@@ -280,7 +232,7 @@ class Sidecar:
         # lifecycle frames of journalled tasks are re-derived from the journal by the resume answers
         self.outbox.discard_lifecycle({entry.task_id for entry in resume})
         hello = m.Identify(
-            agent_id=self.agent_id, token=self._token, protocol_version=m.PROTOCOL_VERSION, name=self.name,
+            agent_id=self.agent_id, token=self._token, protocol_version=1, name=self.name,
             capabilities=self.capabilities, ollama_url=self.ollama_url, models=self.models, resume=resume,
         )
         try:
@@ -565,4 +517,4 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-__all__ = ["Backoff", "Runner", "Sidecar", "SidecarRefused", "sidecar_url"]
+__all__ = ["Runner", "Sidecar", "SidecarRefused"]
