@@ -45,6 +45,11 @@ class DashboardSocketLogic:
         self.hub = hub
         self.fanout = fanout
 
+    @property
+    def max_message_size(self) -> int:
+        """Largest frame accepted from a dashboard: ``max_frame_bytes`` in both modes (not the server's default)."""
+        return int(self.hub.settings.max_frame_bytes)
+
     def open(self, *args: Any, **kwargs: Any) -> None:
         handler: websocket.WebSocketHandler = self  # type: ignore[assignment]
         opener = getattr(super(), "open", None)

@@ -164,3 +164,12 @@ async def test_hub_stop_closes_dashboards(make_hub: Callable[..., Awaitable[Hub]
     assert await client.recv() is None
     with pytest.raises(WebSocketClosedError):
         await client.send({"type": "ping"})
+
+
+async def test_oversized_frames_close_with_1009(make_hub: Callable[..., Awaitable[Hub]]) -> None:
+    hub = await make_hub(max_frame_bytes=4096)
+    client = await dashboard(hub)
+    assert (await client.recv() or {})["type"] == "snapshot"
+    await client.send({"type": "subscribe", "task_id": "x" * 8000})
+    assert await client.recv() is None
+    assert client.ws.close_code == 1009
