@@ -212,7 +212,7 @@ class Display:
         row.status, row.agent = task["status"], task.get("assigned_to") or row.agent
         if row.status in ("working",) + FINAL:
             self._line(self._describe(row, task))
-            if row.status in FINAL:
+            if row.status in FINAL and not self.live:  # a terminal shows the bar in the live lines
                 self._line(self.bar())
         self._dirty = True
 
@@ -241,9 +241,10 @@ class Display:
         self._dirty = False
         self._clear_footer()
         running = [r for r in self.rows.values() if r.status in ("assigned", "working")]
+        width = max(40, shutil.get_terminal_size().columns - 1)  # a wrapped line would break the redraw
         lines = [f"    {_short(r.task_id)} {r.agent or '-':<8} {r.latest[-90:]}" for r in running]
         lines.append(self.bar())
-        self.out.write("\n".join(lines) + "\n")
+        self.out.write("\n".join(line[:width] for line in lines) + "\n")
         self.out.flush()
         self._footer = len(lines)
 
