@@ -91,8 +91,8 @@ def build_sidecar(args: argparse.Namespace) -> Sidecar:
         sidecar_url(hub)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    if args.concurrency < 1:
-        raise UsageError(f"--concurrency must be at least 1, got {args.concurrency}")
+    if not 1 <= args.concurrency <= 64:
+        raise UsageError(f"--concurrency must be between 1 and 64, got {args.concurrency}")
     if args.max_events_per_second <= 0:
         raise UsageError(f"--max-events-per-second must be positive, got {args.max_events_per_second}")
     if args.batch_interval_ms < 1:

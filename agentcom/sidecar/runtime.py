@@ -85,8 +85,8 @@ class Sidecar:
         max_events_per_s: float = DEFAULT_MAX_EVENTS_PER_S,
         dispatcher_options: dict[str, Any] | None = None,
     ) -> None:
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        if not 1 <= concurrency <= 64:
+            raise ValueError(f"concurrency must be between 1 and 64, got {concurrency}")
         self.url = sidecar_url(hub_url)
         self.agent_id = agent_id
         self._token = token
@@ -234,6 +234,7 @@ class Sidecar:
         hello = m.Identify(
             agent_id=self.agent_id, token=self._token, protocol_version=1, name=self.name,
             capabilities=self.capabilities, ollama_url=self.ollama_url, models=self.models, resume=resume,
+            concurrency=self.concurrency,
         )
         try:
             await conn.write_message(codec.encode(hello))

@@ -63,7 +63,7 @@ async def test_a_missing_argument_is_one_line_from_the_real_command(tmp_path: Pa
 @pytest.mark.parametrize(("args", "expected"), [
     (("--hub", "http://127.0.0.1:1", "--agent-id", "a"), "--token is required (or set AGENTCOM_TOKEN)"),
     (("--hub", "ftp://x", "--agent-id", "a", "--token", "t"), "hub URL must look like"),
-    (("--hub", "http://127.0.0.1:1", "--agent-id", "a", "--token", "t", "--concurrency", "0"), "--concurrency"),
+    (("--hub", "http://127.0.0.1:1", "--agent-id", "a", "--token", "t", "--concurrency", "0"), "--concurrency must be between 1 and 64"),
     (("--hub", "http://127.0.0.1:1", "--agent-id", "a", "--token", "t", "--workdir", "/nonexistent/dir"),
      "is not a directory"),
 ])

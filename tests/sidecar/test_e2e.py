@@ -58,6 +58,27 @@ async def test_shell_output_streams_to_the_hub_and_one_execution_is_recorded(tmp
         assert row["estimated_cost_usd"] == 0
 
 
+def rendezvous(mine: Path, other: Path) -> str:
+    """A command that succeeds only if the other one runs at the same time (gives up after 20 s)."""
+    return python(f"import os, sys, time; open({str(mine)!r}, 'w').close()\n"
+                  f"for _ in range(400):\n"
+                  f"    if os.path.exists({str(other)!r}): print('met'); sys.exit(0)\n"
+                  f"    time.sleep(0.05)\n"
+                  f"sys.exit(1)")
+
+
+@pytest.mark.anyio
+async def test_a_sidecar_runs_as_many_tasks_at_once_as_its_concurrency(tmp_path: Path) -> None:
+    async with e2e(tmp_path) as env:
+        api = env.api
+        await env.sidecar("agent-1", "--concurrency", "2")
+        first = await api.shell(rendezvous(tmp_path / "a", tmp_path / "b"))
+        second = await api.shell(rendezvous(tmp_path / "b", tmp_path / "a"))
+        for task_id in (first, second):
+            task = await eventually(lambda: api.status_is(task_id, "completed", "failed"), f"{task_id} to finish")
+            assert task["status"] == "completed" and task["result"]["output"].strip() == "met"
+
+
 @pytest.mark.anyio
 async def test_llm_tasks_stream_tokens_and_record_costs(tmp_path: Path) -> None:
     async with e2e(tmp_path) as env:
