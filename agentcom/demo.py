@@ -325,11 +325,13 @@ class Sidecars:
         self.procs: list[tuple[str, asyncio.subprocess.Process, Path]] = []
 
     async def start(self) -> None:
-        env = {**os.environ, "ANTHROPIC_API_KEY": self.backends.anthropic_api_key}
         for i in range(1, self.count + 1):
             agent_id = f"demo-{i}"
+            # secrets go through the environment, never the argument list other users can read in ps
+            env = {**os.environ, "ANTHROPIC_API_KEY": self.backends.anthropic_api_key,
+                   "AGENTCOM_TOKEN": self.hub.create_agent_token(agent_id)}
             args = [sys.executable, "-m", "agentcom", "sidecar", "--hub", self.hub.url, "--agent-id", agent_id,
-                    "--token", self.hub.create_agent_token(agent_id), "--workdir", str(self.workdir),
+                    "--workdir", str(self.workdir),
                     "--state-dir", str(self.root / "sidecars" / agent_id), "--name", f"demo sidecar {i}", "-v"]
             if self.backends.ollama_url:
                 args += ["--ollama-url", self.backends.ollama_url]

@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``agentcom sidecar`` flags (environment variables fill the ones left out)."""
     parser.add_argument("--hub", metavar="URL", help="hub base URL, e.g. http://127.0.0.1:8765 ($AGENTCOM_HUB)")
     parser.add_argument("--agent-id", metavar="ID", help="this sidecar's agent id ($AGENTCOM_AGENT_ID)")
-    parser.add_argument("--token", metavar="TOKEN", help="token from `agentcom token create` ($AGENTCOM_TOKEN)")
+    parser.add_argument("--token", metavar="TOKEN", help="token from `agentcom token create` ($AGENTCOM_TOKEN, which keeps it out of the process list)")
     parser.add_argument("--capability", metavar="C", action="append", default=[], dest="capabilities",
                         help="a capability this sidecar offers (repeatable)")
     parser.add_argument("--ollama-url", metavar="URL", help="Ollama server this sidecar runs models on")
