@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Protocol, Sequence
 
+import msgspec
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
 
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 WRITE_BATCH = 256
 RESUME_WAIT_S = 5.0
 STOP_GRACE_S = 3.0
+FRAME_MARGIN = 1_024  # bytes kept free under the hub's frame limit
 DEFAULT_MAX_EVENTS_PER_S = 2_000  # progress frames a second: under the hub's per-session budget (5 000)
 _REFUSING_ERRORS = {"stale_generation", "not_found"}
 
@@ -462,7 +464,7 @@ class Sidecar:
             if self._runner is None:
                 raise AgentComError("the sidecar has no runner")
             finished = await self._runner.execute(assign, on_output)
-            final = _final_frame(assign, finished)
+            final = fit_frame(_final_frame(assign, finished), self.max_frame_bytes - FRAME_MARGIN)
         except asyncio.CancelledError:
             emitter.discard()
             raise
@@ -510,6 +512,26 @@ def _final_frame(assign: m.TaskAssign, finished: Any) -> FinalFrame:
                         retryable=bool(finished.retryable), result=result)
 
 
+def fit_frame(final: FinalFrame, max_bytes: int) -> FinalFrame:
+    """The outcome with its ``result.output`` cut (oldest text first) until the frame fits.
+
+    Why: the hub closes the socket on a frame above its limit (1009); an outcome that never
+    fits would be re-sent after every reconnect, for ever. 512 Ki characters of output can
+    exceed 1 MiB once JSON-escaped and UTF-8 encoded.
+    """
+    size = len(codec.encode(final).encode())
+    result = final.result
+    while size > max_bytes and result is not None and result.output:
+        output = result.output
+        bytes_per_char = len(codec.encode_bytes(output)) / len(output)  # escaping and UTF-8 widen text
+        keep = max(0, len(output) - int((size - max_bytes) / bytes_per_char) - 128)
+        marker = f"[... {len(output) - keep} earlier characters cut to fit the frame ...]\n" if keep else ""
+        result = msgspec.structs.replace(result, output=marker + output[len(output) - keep:])
+        final = msgspec.structs.replace(final, result=result)
+        size = len(codec.encode(final).encode())
+    return final
+
+
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, HTTPClientError):
         return f"HTTP {exc.code}"
@@ -518,4 +540,4 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-__all__ = ["Runner", "Sidecar", "SidecarRefused"]
+__all__ = ["Runner", "Sidecar", "SidecarRefused", "fit_frame"]

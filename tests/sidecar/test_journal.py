@@ -123,3 +123,4 @@ def test_a_writer_killed_at_any_moment_leaves_a_whole_journal(tmp_path: Path) ->
         assert not any(p.name.startswith(f"{JOURNAL_FILE}.corrupt-") for p in tmp_path.iterdir())
         for entry in journal.entries():
             assert entry.assign_frame().task_id == entry.task_id
+
