@@ -2,16 +2,22 @@
 
 One connection per hub, used from the hub's event loop thread only. Writes are short
 transactions; WAL with synchronous=NORMAL keeps every committed write across a process
-kill (SIGKILL) while costing no fsync per commit.
+kill (SIGKILL) while costing no fsync per commit. Under load, ``GroupCommit`` puts the
+writes of one event-loop turn into one transaction; whatever acknowledges them waits for
+its commit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import os
 import sqlite3
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
+
+log = logging.getLogger(__name__)
 
 from agentcom.errors import StoreError
 from agentcom.store.schema import MIGRATIONS, SCHEMA_VERSION
@@ -73,9 +79,20 @@ def _statements(script: str) -> Iterator[str]:
 
 @contextlib.contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error; nests as a no-op."""
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error.
+
+    Inside an open transaction (a group commit, or an outer ``transaction``) it is a
+    savepoint: an error rolls back this block alone and the outer one goes on.
+    """
     if conn.in_transaction:
-        yield conn
+        conn.execute("SAVEPOINT nested")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK TO nested")
+            conn.execute("RELEASE nested")
+            raise
+        conn.execute("RELEASE nested")
         return
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -84,3 +101,68 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+class GroupCommit:
+    """One transaction for all the writes of one event-loop turn (group commit).
+
+    ``begin()`` opens it, if an asyncio loop runs and no transaction is open, and schedules
+    ``commit()`` for the end of the turn; until then each ``transaction()`` block is a
+    savepoint inside it. A commit costs about as much as the writes of several frames, so
+    under load this multiplies the store's throughput. The price: nothing that acknowledges
+    a write (a frame to a sidecar, an HTTP answer) may leave before the commit; register it
+    with ``after_commit(fn)``, which calls ``fn(True)`` after the commit (at once if no group
+    is open) or ``fn(False)`` if the commit failed and the writes are gone.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self._pending: list[Callable[[bool], None]] | None = None  # None: no group open
+
+    @property
+    def active(self) -> bool:
+        return self._pending is not None
+
+    def begin(self) -> None:
+        if self._pending is not None or self.conn.in_transaction:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop (CLI, plain scripts): each transaction commits on its own
+        self.conn.execute("BEGIN IMMEDIATE")
+        self._pending = []
+        loop.call_soon(self.commit)
+
+    def after_commit(self, callback: Callable[[bool], None]) -> None:
+        if self._pending is None:
+            callback(True)
+        else:
+            self._pending.append(callback)
+
+    def commit(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        ok = True
+        try:
+            if self.conn.in_transaction:
+                self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            ok = False
+            log.error("group commit failed, its writes are lost and not acknowledged: %s", exc)
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
+        for callback in pending:
+            try:
+                callback(ok)
+            except Exception:  # noqa: BLE001 - one failing waiter must not keep the others waiting
+                log.exception("after-commit callback failed")
+
+    async def committed(self) -> bool:
+        """Wait for the commit of the open group (at once if none is open); False if it failed."""
+        if self._pending is None:
+            return True
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append(lambda ok: done.done() or done.set_result(ok))
+        return await done

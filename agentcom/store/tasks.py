@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Iterable, Iterator
 
-from agentcom.store.db import transaction
+from agentcom.store.db import GroupCommit, transaction
 
 OPEN_STATES = ("queued", "assigned", "working")
 FINAL_STATES = ("completed", "failed", "dead_letter", "cancelled")
@@ -78,6 +78,7 @@ class TaskStore:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self.group = GroupCommit(conn)
 
     # ------------------------------------------------------------------ writes
 

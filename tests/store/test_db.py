@@ -15,7 +15,7 @@ from typing import Iterator
 import pytest
 
 from agentcom.errors import StoreError
-from agentcom.store.db import open_db, transaction
+from agentcom.store.db import GroupCommit, open_db, transaction
 from agentcom.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 
@@ -162,3 +162,62 @@ def test_a_read_only_directory_is_a_clear_error(shared_dir: Path) -> None:
     done = _open_as_user(ro / "hub.db")
     assert done.returncode == 3, done.stderr
     assert "not writable" in done.stdout and str(ro) in done.stdout
+
+
+# --------------------------------------------------------------------------- nesting and group commit
+
+
+def test_a_nested_transaction_is_a_savepoint_that_rolls_back_alone(tmp_path: Path) -> None:
+    conn = open_db(tmp_path / "hub.db")
+    with transaction(conn):
+        conn.execute("INSERT INTO meta(key, value) VALUES ('kept', '1')")
+        with pytest.raises(RuntimeError):
+            with transaction(conn):
+                conn.execute("INSERT INTO meta(key, value) VALUES ('dropped', '2')")
+                raise RuntimeError("boom")
+        with transaction(conn):
+            conn.execute("INSERT INTO meta(key, value) VALUES ('also-kept', '3')")
+    assert [r[0] for r in conn.execute("SELECT key FROM meta ORDER BY key")] == ["also-kept", "kept"]
+    conn.close()
+
+
+def _visible_to_others(path: Path) -> list[str]:
+    other = sqlite3.connect(path)
+    try:
+        return [r[0] for r in other.execute("SELECT key FROM meta ORDER BY key")]
+    finally:
+        other.close()
+
+
+def test_without_a_loop_there_is_no_group(tmp_path: Path) -> None:
+    conn = open_db(tmp_path / "hub.db")
+    group = GroupCommit(conn)
+    group.begin()
+    assert not group.active and not conn.in_transaction
+    ran: list[bool] = []
+    group.after_commit(ran.append)
+    assert ran == [True]
+    conn.close()
+
+
+@pytest.mark.anyio
+async def test_a_group_commits_the_writes_of_one_loop_turn_then_acknowledges(tmp_path: Path,
+                                                                             anyio_backend: str) -> None:
+    path = tmp_path / "hub.db"
+    conn = open_db(path)
+    group = GroupCommit(conn)
+    events: list[str] = []
+    group.begin()
+    group.begin()  # idempotent within the turn
+    assert group.active
+    for key in ("a", "b"):
+        with transaction(conn):
+            conn.execute("INSERT INTO meta(key, value) VALUES (?, '1')", (key,))
+        group.after_commit(lambda ok, key=key: events.append(f"ack {key} {ok} {_visible_to_others(path)}"))
+    assert _visible_to_others(path) == []  # nothing committed yet, nothing acknowledged yet
+    assert events == []
+    assert await group.committed() is True
+    assert events == ["ack a True ['a', 'b']", "ack b True ['a', 'b']"]
+    assert not group.active and not conn.in_transaction
+    assert await group.committed() is True  # no group open: at once
+    conn.close()
