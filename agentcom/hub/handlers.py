@@ -61,6 +61,11 @@ class ApiMixin:
         handler.set_header("Content-Type", "application/json; charset=UTF-8")
         handler.finish(codec.encode_bytes(body))
 
+    async def committed(self) -> None:
+        """Answer only once the writes are committed (they may have joined a group commit)."""
+        if not await self.hub.core.store.group.committed():
+            raise StoreUnavailable("the hub could not store this change; try again")
+
     def json_body(self) -> Any:
         handler: web.RequestHandler = self  # type: ignore[assignment]
         try:
@@ -96,6 +101,11 @@ class ApiMixin:
         return raw
 
 
+class StoreUnavailable(ProtocolError):
+    code = "store_unavailable"
+    http_status = 503
+
+
 class HealthLogic(ApiMixin):
     def get(self) -> None:
         self.write_json({"status": "ok", "version": self.hub.version, "agents": len(self.hub.core.agents)})
@@ -104,9 +114,11 @@ class HealthLogic(ApiMixin):
 class TasksLogic(ApiMixin):
     @web.authenticated
     @json_api
-    def post(self) -> None:
+    async def post(self) -> None:
         submission = codec.convert(self.json_body(), TaskSubmission)
+        self.hub.core.store.group.begin()
         task = self.hub.submit(submission)
+        await self.committed()
         handler: web.RequestHandler = self  # type: ignore[assignment]
         handler.set_header("Location", f"{handler.request.path}/{task.task_id}")
         self.write_json({"task_id": task.task_id, "status": task.status, "complexity": task.complexity,
@@ -140,8 +152,10 @@ class TaskLogic(ApiMixin):
 class TaskActionLogic(ApiMixin):
     @web.authenticated
     @json_api
-    def post(self, task_id: str, action: str) -> None:
+    async def post(self, task_id: str, action: str) -> None:
+        self.hub.core.store.group.begin()
         task = self.hub.core.cancel(task_id) if action == "cancel" else self.hub.core.retry(task_id)
+        await self.committed()
         self.write_json({"task_id": task.task_id, "status": task.status, "generation": task.generation})
 
 

@@ -4,6 +4,10 @@ Transport-free: the Tornado handler feeds raw text in and gets frames out throug
 ``send``. Bad frames are answered with an error frame and change nothing; too many of
 them within a window close the socket with 1008. Lifecycle frames are never rate
 limited; progress frames have their own budget so a flood cannot starve them.
+
+Each frame's writes join the store's group commit for this loop turn; frames out (acks
+above all) and closes wait in an outbox until that commit, so a sidecar never hears of
+a write that a crash could still lose.
 """
 
 from __future__ import annotations
@@ -51,20 +55,48 @@ class SidecarSession:
         self._verify = verify_token
         self.agent: Agent | None = None
         self.closed = False
+        self._group = core.store.group
+        self._outbox: list[msgspec.Struct | tuple[int, str]] = []  # frames, or (code, reason) for a close
         s = core.settings
         self._bad = RateWindow(s.bad_frame_limit, s.bad_frame_window_ms)
         self._progress = RateWindow(progress_per_second, 1000)
 
     def send(self, frame: msgspec.Struct) -> None:
-        if not self.closed:
+        if self.closed:
+            return
+        if self._group.active:
+            self._hold(frame)
+        else:
             self._send(frame)
 
     def close(self, code: int, reason: str) -> None:
-        if not self.closed:
-            self.closed = True
+        if self.closed:
+            return
+        self.closed = True
+        if self._group.active or self._outbox:
+            self._hold((code, reason))  # after the frames before it, e.g. ``unauthorized``
+        else:
             self._close(code, reason)
 
+    def _hold(self, item: msgspec.Struct | tuple[int, str]) -> None:
+        if not self._outbox:
+            self._group.after_commit(self._release)
+        self._outbox.append(item)
+
+    def _release(self, committed: bool) -> None:
+        items, self._outbox = self._outbox, []
+        if not committed:  # what they acknowledge is gone: let the sidecar reconnect and resume
+            self.closed = True
+            self._close(1011, "the hub could not store this connection's last frames")
+            return
+        for item in items:
+            if isinstance(item, tuple):
+                self._close(*item)
+            else:
+                self._send(item)
+
     def on_text(self, raw: str | bytes) -> None:
+        self._group.begin()
         try:
             frame = codec.sidecar_decoder.decode(raw)
             self._dispatch(frame)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from typing import Any
 
@@ -346,3 +347,44 @@ async def test_progress_events_reach_every_execution_subscriber_in_order(hub: Hu
     await sidecar.complete(assign)
     assert a == b == list(range(1, 21))
     await eventually(lambda: hub.core.snapshot()["queue"]["completed"] == 1)
+
+
+def _status_seen_by_another_connection(hub: Hub, task_id: str) -> str | None:
+    other = sqlite3.connect(hub.settings.db_path)
+    try:
+        row = other.execute("SELECT status FROM tasks WHERE task_id=?", (task_id,)).fetchone()
+        return row[0] if row else None
+    finally:
+        other.close()
+
+
+async def test_acknowledgements_leave_only_after_their_writes_are_committed(
+        hub: Hub, api: Api, sidecar_ws, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writes of one loop turn share a commit; no frame leaves while a transaction is open."""
+    from agentcom.hub.handlers import SidecarSocketHandler
+
+    leaving: list[tuple[bool, str]] = []
+    write = SidecarSocketHandler.write_message
+
+    def spy(self: Any, message: Any, binary: bool = False) -> Any:
+        leaving.append((hub.conn.in_transaction, json.loads(message)["type"]))
+        return write(self, message, binary)
+
+    monkeypatch.setattr(SidecarSocketHandler, "write_message", spy)
+    sidecars = [await sidecar_ws(hub, f"agent-{i}") for i in range(4)]
+    ids = [await api.submit(description=f"t{i}") for i in range(4)]
+    assert all(_status_seen_by_another_connection(hub, t) is not None for t in ids)  # 201 came after the commit
+    assigns = [await s.assignment() for s in sidecars]
+    assert all(_status_seen_by_another_connection(hub, a["task_id"]) == "assigned" for a in assigns)
+    for sidecar, assign in zip(sidecars, assigns):  # all in flight at once: they may share one commit
+        await sidecar.send(m.TaskAccepted(task_id=assign["task_id"], generation=assign["generation"]))
+        await sidecar.send(m.TaskComplete(task_id=assign["task_id"], generation=assign["generation"],
+                                          result=result()))
+    for sidecar, assign in zip(sidecars, assigns):
+        await sidecar.expect("task_ack", task_id=assign["task_id"], status="accepted")
+        await sidecar.expect("task_ack", task_id=assign["task_id"], status="complete")
+        assert _status_seen_by_another_connection(hub, assign["task_id"]) == "completed"
+    status, body = await api.call("POST", f"/agentcom/api/tasks/{await api.submit(assign_to='nobody')}/cancel")
+    assert status == 200 and _status_seen_by_another_connection(hub, body["task_id"]) == "cancelled"
+    assert [kind for _, kind in leaving].count("task_ack") == 8
+    assert not any(open_ for open_, _ in leaving), leaving
