@@ -385,8 +385,10 @@ class HubCore:
 
     def schedule(self) -> int:
         """Assign ready tasks to agents with free slots, best priority first. Returns how many."""
-        free = [a for a in self.agents.values() if a.free_slots > 0]
-        if not free or not len(self.ready):
+        if not len(self.ready):  # the common case under load is checked first: it costs nothing
+            return 0
+        free = [a for a in self.agents.values() if a.online and len(a.tasks) < a.concurrency]  # a.free_slots > 0
+        if not free:
             return 0
         assigned = 0
         blocked: set[Any] = set()
