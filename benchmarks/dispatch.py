@@ -147,6 +147,7 @@ async def run_hub(args: argparse.Namespace, workdir: str, phase: str, count: int
     await driver.ready()
     submitted: dict[str, float] = {}
     clock = time.perf_counter
+    group = hub.core.store.group  # as the HTTP handler does: submissions of one loop turn share a commit
     body = {"description": "no-op", "complexity_tier": "trivial"}
     cpu0 = time.process_time()
     if profile is not None:
@@ -154,6 +155,7 @@ async def run_hub(args: argparse.Namespace, workdir: str, phase: str, count: int
     start = clock()
     if rate is None:
         for i in range(count):  # burst: everything at once, yielding now and then so dispatch interleaves
+            group.begin()
             submitted[hub.submit_dict(body).task_id] = clock()
             if i % 64 == 63:
                 await asyncio.sleep(0)
@@ -162,6 +164,7 @@ async def run_hub(args: argparse.Namespace, workdir: str, phase: str, count: int
             delay = start + i / rate - clock()
             if delay > 0:
                 await asyncio.sleep(delay)
+            group.begin()
             submitted[hub.submit_dict(body).task_id] = clock()
     acks = await driver.acks()
     if profile is not None:
@@ -172,7 +175,7 @@ async def run_hub(args: argparse.Namespace, workdir: str, phase: str, count: int
     latencies = sorted((acks[t] - submitted[t]) * 1000 for t in submitted)
     elapsed = max(acks.values()) - start
     return {"tasks_per_s": count / elapsed, "elapsed_s": elapsed, "p50_ms": _pct(latencies, 50),
-            "p99_ms": _pct(latencies, 99), "hub_cpu_s": cpu}
+            "p99_ms": _pct(latencies, 99), "cpu_us_per_task": cpu / count * 1e6}
 
 
 def _pct(values: list[float], pct: float) -> float:
@@ -230,15 +233,17 @@ async def run_raw(args: argparse.Namespace, workdir: str, count: int) -> dict[st
     tokens = {f"raw-{i}": "x" for i in range(args.sidecars)}
     driver = Driver(url, tokens, count, workdir)
     await driver.ready()
+    cpu0 = time.process_time()
     start = time.perf_counter()
     pending.extend(f"task-raw{i:08d}" for i in range(count))
     while idle and pending:
         idle.pop().next_task()
     acks = await driver.acks()
+    cpu = time.process_time() - cpu0
     server.stop()
     await server.close_all_connections()
     elapsed = max(acks.values()) - start
-    return {"tasks_per_s": count / elapsed, "elapsed_s": elapsed}
+    return {"tasks_per_s": count / elapsed, "elapsed_s": elapsed, "cpu_us_per_task": cpu / count * 1e6}
 
 
 def _sample_assign(m: Any) -> Any:
@@ -258,25 +263,35 @@ def _sample_assign(m: Any) -> Any:
 
 
 async def bench(args: argparse.Namespace) -> None:
+    """Best of ``--repeat`` runs of each: other work on the machine only ever slows a run down."""
     with tempfile.TemporaryDirectory(prefix="agentcom-dispatch-") as workdir:
         await run_hub(args, workdir, "warmup", min(500, args.tasks), None)
-        profile = cProfile.Profile() if args.profile else None
-        burst = await run_hub(args, workdir, "burst", args.tasks, None, profile)
-        raw = await run_raw(args, workdir, args.tasks)
+        profile = cProfile.Profile(time.process_time) if args.profile else None
+        bursts, raws = [], []
+        for i in range(args.repeat):
+            bursts.append(await run_hub(args, workdir, f"burst{i}", args.tasks, None, profile))
+            raws.append(await run_raw(args, workdir, args.tasks))
+        burst = max(bursts, key=lambda r: r["tasks_per_s"])
+        raw = max(raws, key=lambda r: r["tasks_per_s"])
         rate = burst["tasks_per_s"] / 2
         paced = await run_hub(args, workdir, "paced", max(100, int(rate * args.paced_seconds)), rate)
+    hub_cpu = min(r["cpu_us_per_task"] for r in bursts)
+    raw_cpu = min(r["cpu_us_per_task"] for r in raws)
+    hub_runs = ", ".join(f"{r['tasks_per_s']:.0f}" for r in bursts)
+    raw_runs = ", ".join(f"{r['tasks_per_s']:.0f}" for r in raws)
     print(f"dispatch: {args.tasks} tasks, {args.sidecars} no-op sidecars (separate process), "
-          f"{os.cpu_count()} cores, Python {sys.version.split()[0]}")
-    print(f"  hub burst      {burst['tasks_per_s']:8.0f} tasks/s  submit->ack  "
-          f"(hub CPU {burst['hub_cpu_s']:.2f} s for {burst['elapsed_s']:.2f} s)")
-    print(f"  hub paced      {rate:8.0f} tasks/s  p50 {paced['p50_ms']:.2f} ms  p99 {paced['p99_ms']:.2f} ms  "
-          "submit->ack")
-    print(f"  raw Tornado    {raw['tasks_per_s']:8.0f} tasks/s  (same 5 frames per task, no hub logic)")
-    print(f"  hub / raw      {100 * burst['tasks_per_s'] / raw['tasks_per_s']:8.1f} %")
+          f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, best of {args.repeat}")
+    print(f"  hub burst     {burst['tasks_per_s']:6.0f} tasks/s submit->ack   hub CPU    {hub_cpu:4.0f} us/task"
+          f"   runs: {hub_runs}")
+    print(f"  hub paced     {rate:6.0f} tasks/s p50 {paced['p50_ms']:.2f} ms, p99 {paced['p99_ms']:.2f} ms submit->ack")
+    print(f"  raw Tornado   {raw['tasks_per_s']:6.0f} tasks/s same 5 frames  server CPU {raw_cpu:4.0f} us/task"
+          f"   runs: {raw_runs}")
+    print(f"  hub / raw     {100 * burst['tasks_per_s'] / raw['tasks_per_s']:6.1f} % by rate, "
+          f"{100 * raw_cpu / hub_cpu:.1f} % by CPU per task")
     print("  targets: >= 2000 tasks/s with 32 sidecars, >= 40 % of raw Tornado")
     if profile is not None:
         out = io.StringIO()
-        pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(25)
+        pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(30)
         print(out.getvalue())
 
 
@@ -285,6 +300,7 @@ def main() -> None:
     parser.add_argument("--sidecars", type=int, default=32)
     parser.add_argument("--tasks", type=int, default=5000)
     parser.add_argument("--paced-seconds", type=float, default=3.0)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of burst and raw; the best is shown")
     parser.add_argument("--profile", action="store_true", help="cProfile the hub during the burst")
     parser.add_argument("--drive", help=argparse.SUPPRESS)
     args = parser.parse_args()
