@@ -112,7 +112,9 @@ class Journal:
         return self._entries.get(task_id)
 
     def resume_entries(self) -> list[m.ResumeEntry]:
-        return [m.ResumeEntry(task_id=e.task_id, generation=e.generation) for e in self._entries.values()]
+        """The tasks to offer in ``identify.resume``: running ones first, then unacknowledged outcomes."""
+        ordered = sorted(self._entries.values(), key=lambda e: e.state != "running")
+        return [m.ResumeEntry(task_id=e.task_id, generation=e.generation) for e in ordered]
 
     def __len__(self) -> int:
         return len(self._entries)

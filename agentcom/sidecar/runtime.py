@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 WRITE_BATCH = 256
 RESUME_WAIT_S = 5.0
 STOP_GRACE_S = 3.0
+MAX_RESUME = 64  # identify.resume entries the protocol takes
 FRAME_MARGIN = 1_024  # bytes kept free under the hub's frame limit
 DEFAULT_MAX_EVENTS_PER_S = 2_000  # progress frames a second: under the hub's per-session budget (5 000)
 _REFUSING_ERRORS = {"stale_generation", "not_found"}
@@ -230,7 +231,7 @@ class Sidecar:
 
     async def _session(self, conn: WebSocketClientConnection) -> bool:
         """One connection: identify, then read until it closes. True if it got identified."""
-        resume = self.journal.resume_entries()
+        resume = self.journal.resume_entries()[:MAX_RESUME]  # the rest wait for a later connection
         # lifecycle frames of journalled tasks are re-derived from the journal by the resume answers
         self.outbox.discard_lifecycle({entry.task_id for entry in resume})
         hello = m.Identify(
