@@ -77,30 +77,32 @@ def _statements(script: str) -> Iterator[str]:
             yield statement
 
 
-@contextlib.contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error.
+class transaction:  # noqa: N801 - used like the context manager function it replaces
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error: ``with transaction(conn): ...``.
 
     Inside an open transaction (a group commit, or an outer ``transaction``) it is a
-    savepoint: an error rolls back this block alone and the outer one goes on.
+    savepoint: an error rolls back this block alone and the outer one goes on. A class
+    rather than ``@contextmanager``: it runs several times per task.
     """
-    if conn.in_transaction:
-        conn.execute("SAVEPOINT nested")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK TO nested")
-            conn.execute("RELEASE nested")
-            raise
-        conn.execute("RELEASE nested")
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+
+    __slots__ = ("conn", "nested")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.nested = False
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.nested = self.conn.in_transaction
+        self.conn.execute("SAVEPOINT nested" if self.nested else "BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if self.nested:
+            if kind is not None:
+                self.conn.execute("ROLLBACK TO nested")
+            self.conn.execute("RELEASE nested")
+        else:
+            self.conn.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
 class GroupCommit:

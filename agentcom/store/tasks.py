@@ -67,6 +67,13 @@ _JSON_FIELDS = ("metadata", "file_hints", "success_criteria", "verification_step
                 "depends_on", "complexity", "routing_decision", "result")
 _MUTABLE = ("status", "generation", "attempts", "assigned_to", "assigned_at", "routing_decision", "result",
             "last_error", "updated_at", "completed_at")
+_UPDATE_SQL = f"UPDATE tasks SET {', '.join(f'{c}=?' for c in _MUTABLE)} WHERE task_id=?"
+_INSERT_COLUMNS = (
+    "task_id", "description", "priority", "status", "generation", "attempts", "max_attempts", "assigned_to",
+    "assigned_at", *(_JSON_FIELDS[:6]), "assign_to", "complexity", "routing_decision", "result", "last_error",
+    "created_at", "updated_at", "completed_at",
+)
+_INSERT_SQL = f"INSERT INTO tasks({','.join(_INSERT_COLUMNS)}) VALUES ({','.join('?' * len(_INSERT_COLUMNS))})"
 
 
 def usd_to_nano(value: float | Decimal | None) -> int | None:
@@ -91,16 +98,9 @@ class TaskStore:
     # ------------------------------------------------------------------ writes
 
     def insert(self, task: Task, history: tuple[str, str | None, dict[str, Any] | None] | None = None) -> None:
-        cols = [
-            "task_id", "description", "priority", "status", "generation", "attempts", "max_attempts", "assigned_to",
-            "assigned_at", *(_JSON_FIELDS[:6]), "assign_to", "complexity", "routing_decision", "result", "last_error",
-            "created_at", "updated_at", "completed_at",
-        ]
-        values = [self._column(task, c) for c in cols]
+        values = [self._column(task, c) for c in _INSERT_COLUMNS]
         with transaction(self.conn):
-            cur = self.conn.execute(
-                f"INSERT INTO tasks({','.join(cols)}) VALUES ({','.join('?' * len(cols))})", values
-            )
+            cur = self.conn.execute(_INSERT_SQL, values)
             task.seq = int(cur.lastrowid or 0)
             if history:
                 self.add_history(task, *history)
@@ -108,11 +108,13 @@ class TaskStore:
     def save(self, task: Task, event: str | None = None, agent_id: str | None = None,
              details: dict[str, Any] | None = None) -> None:
         """Write the mutable columns of ``task`` (and a history line) in one transaction."""
+        t = task  # the columns of _MUTABLE, spelled out: this runs several times per task
+        values = (t.status, t.generation, t.attempts, t.assigned_to, t.assigned_at,
+                  None if t.routing_decision is None else _dumps(t.routing_decision),
+                  None if t.result is None else _dumps(t.result), t.last_error, t.updated_at, t.completed_at,
+                  t.task_id)
         with transaction(self.conn):
-            self.conn.execute(
-                f"UPDATE tasks SET {', '.join(f'{c}=?' for c in _MUTABLE)} WHERE task_id=?",
-                [self._column(task, c) for c in _MUTABLE] + [task.task_id],
-            )
+            self.conn.execute(_UPDATE_SQL, values)
             if event:
                 self.add_history(task, event, agent_id, details)
 
