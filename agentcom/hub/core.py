@@ -127,7 +127,7 @@ class HubCore:
             )
         now = self.clock()
         task = Task(
-            task_id=f"task-{secrets.token_hex(8)}",
+            task_id=f"task-{now:012x}{secrets.token_hex(6)}",  # time-ordered: index inserts stay together
             description=sub.description,
             priority=PRIORITY_INDEX[sub.priority],
             status="queued",
