@@ -502,7 +502,8 @@ class HubCore:
 
     def _release(self, agent: Agent, task_id: str) -> None:
         agent.tasks.pop(task_id, None)
-        self.pubsub.publish("agents", {"kind": "agent", "agent": agent.view()})
+        if self.pubsub.has_listeners("agents"):
+            self.pubsub.publish("agents", {"kind": "agent", "agent": agent.view()})
 
     def _count(self, old: str | None, new: str) -> None:
         if old is not None:
