@@ -253,7 +253,7 @@ class SidecarSocketHandler(websocket.WebSocketHandler):
         if self.ws_connection is None or self.ws_connection.is_closing():
             return
         try:
-            self.write_message(codec.encode(frame))
+            self.write_message(codec.encode_bytes(frame))  # UTF-8 JSON as it is: a text frame, no str round trip
         except websocket.WebSocketClosedError:
             pass
 
