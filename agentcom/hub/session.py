@@ -97,6 +97,8 @@ class SidecarSession:
 
     def on_text(self, raw: str | bytes) -> None:
         self._group.begin()
+        if self.agent is not None:
+            self.core.touch(self.agent)  # any frame, even a bad one, shows the sidecar is alive
         try:
             frame = codec.sidecar_decoder.decode(raw)
             self._dispatch(frame)
@@ -116,7 +118,6 @@ class SidecarSession:
             self.agent = self.core.connect(frame, self.send, self.close)
             return
         core, agent = self.core, self.agent
-        core.touch(agent)
         match frame:
             case m.Ping():
                 self.send(m.Pong(timestamp=core.clock()))

@@ -78,6 +78,10 @@ async def test_any_frame_renews_liveness(hub: Hub, sidecar_ws) -> None:
     agent.last_seen = 0
     await sidecar.nothing_else()
     assert agent.last_seen > 0
+    agent.last_seen = 0
+    await sidecar.send("{not json")  # "any frame": a bad one too
+    await sidecar.error("invalid_json")
+    assert agent.last_seen > 0
 
 
 async def test_a_second_identify_is_invalid_state(hub: Hub, sidecar_ws) -> None:
