@@ -18,7 +18,8 @@ from typing import Callable
 
 import msgspec
 
-from agentcom.errors import InvalidState, NotIdentified, ProtocolError, RateLimited, Unauthorized
+from agentcom.errors import (InvalidState, NotFound, NotIdentified, ProtocolError, RateLimited, StaleGeneration,
+                             Unauthorized)
 from agentcom.hub.agents import Agent
 from agentcom.hub.core import HubCore
 from agentcom.protocol import codec
@@ -44,6 +45,14 @@ class RateWindow:
 
     def retry_after(self, now: int) -> int:
         return max(1, self.window_ms - (now - self._hits[0])) if self._hits else 0
+
+
+def _abuse(exc: ProtocolError, frame: msgspec.Struct | None) -> bool:
+    """Whether a refused frame counts towards closing the socket."""
+    if isinstance(exc, RateLimited):
+        return False
+    # progress still on the wire when its task was cancelled or handed to another generation is a race
+    return not (isinstance(frame, m.TaskProgress) and isinstance(exc, (StaleGeneration, InvalidState, NotFound)))
 
 
 class SidecarSession:
@@ -99,6 +108,7 @@ class SidecarSession:
         self._group.begin()
         if self.agent is not None:
             self.core.touch(self.agent)  # any frame, even a bad one, shows the sidecar is alive
+        frame = None
         try:
             frame = codec.sidecar_decoder.decode(raw)
             self._dispatch(frame)
@@ -106,7 +116,7 @@ class SidecarSession:
             self.send(codec.error_frame(exc))
             if isinstance(exc, Unauthorized):
                 self.close(CLOSE_POLICY, "unauthorized")
-            elif not isinstance(exc, RateLimited) and self._bad.hit(self.core.clock()):
+            elif _abuse(exc, frame) and self._bad.hit(self.core.clock()):
                 self.close(CLOSE_POLICY, "too many bad frames")
 
     def _dispatch(self, frame: msgspec.Struct) -> None:

@@ -184,3 +184,21 @@ async def test_agents_are_listed_while_connected_and_leave_when_gone(hub: Hub, s
     sidecar.close()
     await eventually(lambda: {"kind": "agent_left", "agent_id": "agent-9"} in seen, "agent_left published")
     assert hub.core.snapshot()["agents"] == []
+
+
+async def test_frames_in_flight_for_a_cancelled_task_are_not_abuse(hub: Hub, api, sidecar_ws) -> None:
+    """Progress already on the wire when a task is cancelled is answered, but never gets the sidecar closed."""
+    sidecar = await sidecar_ws(hub)
+    task_id = await api.submit()
+    assign = await sidecar.assignment()
+    await sidecar.accept(assign)
+    hub.core.cancel(task_id)
+    for seq in range(1, 41):  # more than bad_frame_limit, all sent before the sidecar reads task_cancelled
+        event = m.ExecutionEvent(event_type="token", text="x", timestamp=seq, seq=seq)
+        await sidecar.send(m.TaskProgress(task_id=task_id, generation=assign["generation"], execution_event=event))
+    await sidecar.expect("task_cancelled", task_id=task_id)
+    for _ in range(40):
+        await sidecar.error("invalid_state")
+    await sidecar.nothing_else()  # still connected
+    nxt = await api.submit()
+    assert (await sidecar.assignment())["task_id"] == nxt
