@@ -273,7 +273,7 @@ async def bench(args: argparse.Namespace) -> None:
             raws.append(await run_raw(args, workdir, args.tasks))
         burst = max(bursts, key=lambda r: r["tasks_per_s"])
         raw = max(raws, key=lambda r: r["tasks_per_s"])
-        rate = burst["tasks_per_s"] / 2
+        rate = args.paced_rate or burst["tasks_per_s"] / 2
         paced = await run_hub(args, workdir, "paced", max(100, int(rate * args.paced_seconds)), rate)
     hub_cpu = min(r["cpu_us_per_task"] for r in bursts)
     raw_cpu = min(r["cpu_us_per_task"] for r in raws)
@@ -283,7 +283,8 @@ async def bench(args: argparse.Namespace) -> None:
           f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, best of {args.repeat}")
     print(f"  hub burst     {burst['tasks_per_s']:6.0f} tasks/s submit->ack   hub CPU    {hub_cpu:4.0f} us/task"
           f"   runs: {hub_runs}")
-    print(f"  hub paced     {rate:6.0f} tasks/s p50 {paced['p50_ms']:.2f} ms, p99 {paced['p99_ms']:.2f} ms submit->ack")
+    print(f"  hub paced     {rate:6.0f} tasks/s p50 {paced['p50_ms']:.2f} ms, p99 {paced['p99_ms']:.2f} ms submit->ack"
+          f"   hub CPU {paced['cpu_us_per_task']:4.0f} us/task")
     print(f"  raw Tornado   {raw['tasks_per_s']:6.0f} tasks/s same 5 frames  server CPU {raw_cpu:4.0f} us/task"
           f"   runs: {raw_runs}")
     print(f"  hub / raw     {100 * burst['tasks_per_s'] / raw['tasks_per_s']:6.1f} % by rate, "
@@ -291,7 +292,7 @@ async def bench(args: argparse.Namespace) -> None:
     print("  targets: >= 2000 tasks/s with 32 sidecars, >= 40 % of raw Tornado")
     if profile is not None:
         out = io.StringIO()
-        pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(30)
+        pstats.Stats(profile, stream=out).sort_stats(args.profile_sort).print_stats(args.profile_lines)
         print(out.getvalue())
 
 
@@ -301,7 +302,10 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=5000)
     parser.add_argument("--paced-seconds", type=float, default=3.0)
     parser.add_argument("--repeat", type=int, default=3, help="runs of burst and raw; the best is shown")
-    parser.add_argument("--profile", action="store_true", help="cProfile the hub during the burst")
+    parser.add_argument("--paced-rate", type=float, help="tasks/s of the latency run (default: half the burst rate)")
+    parser.add_argument("--profile", action="store_true", help="cProfile the hub (CPU time) during the bursts")
+    parser.add_argument("--profile-sort", default="tottime", help="pstats sort key, e.g. cumtime")
+    parser.add_argument("--profile-lines", type=int, default=40)
     parser.add_argument("--drive", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.drive:
