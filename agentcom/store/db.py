@@ -95,6 +95,10 @@ class transaction:  # noqa: N801 - used like the context manager function it rep
         self.nested = False
 
     def __enter__(self) -> sqlite3.Connection:
+        if not self.conn.in_transaction and _armed:
+            group = _armed.get(id(self.conn))
+            if group is not None:
+                group._open()  # the turn's first write opens its group
         self.nested = self.conn.in_transaction
         self.conn.execute("SAVEPOINT nested" if self.nested else "BEGIN IMMEDIATE")
         return self.conn
@@ -108,36 +112,47 @@ class transaction:  # noqa: N801 - used like the context manager function it rep
             self.conn.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
+_armed: dict[int, GroupCommit] = {}  # id(conn) -> the group armed for this loop turn
+
+
 class GroupCommit:
     """One transaction for all the writes of one event-loop turn (group commit).
 
-    ``begin()`` opens it, if an asyncio loop runs and no transaction is open, and schedules
-    ``commit()`` for the end of the turn; until then each ``transaction()`` block is a
-    savepoint inside it. A commit costs about as much as the writes of several frames, so
-    under load this multiplies the store's throughput. The price: nothing that acknowledges
-    a write (a frame to a sidecar, an HTTP answer) may leave before the commit; register it
-    with ``after_commit(fn)``, which calls ``fn(True)`` after the commit (at once if no group
-    is open) or ``fn(False)`` if the commit failed and the writes are gone.
+    ``begin()`` arms it for this turn (when an asyncio loop runs) and schedules ``commit()``
+    for the end of the turn; the turn's first ``transaction()`` opens it, and every
+    ``transaction()`` inside is a savepoint. A commit costs about as much as the writes of
+    several frames, so under load this multiplies the store's throughput; a turn that writes
+    nothing (pings, progress) opens nothing. The price: nothing that acknowledges a write
+    (a frame to a sidecar, an HTTP answer) may leave before the commit. While ``active``
+    (writes pending), register such things with ``after_commit(fn)``: ``fn(True)`` runs after
+    the commit (at once if nothing is pending), ``fn(False)`` if the commit failed and the
+    writes are gone.
     """
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        self._pending: list[Callable[[bool], None]] | None = None  # None: no group open
+        self._armed = False
+        self._pending: list[Callable[[bool], None]] | None = None  # None: no writes pending
 
     @property
     def active(self) -> bool:
+        """Writes of this turn are pending: acknowledgements must wait for ``commit``."""
         return self._pending is not None
 
     def begin(self) -> None:
-        if self._pending is not None or self.conn.in_transaction:
+        if self._armed or self.conn.in_transaction:
             return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # no loop (CLI, plain scripts): each transaction commits on its own
+        self._armed = True
+        _armed[id(self.conn)] = self
+        loop.call_soon(self.commit)
+
+    def _open(self) -> None:
         self.conn.execute("BEGIN IMMEDIATE")
         self._pending = []
-        loop.call_soon(self.commit)
 
     def after_commit(self, callback: Callable[[bool], None]) -> None:
         if self._pending is None:
@@ -146,6 +161,9 @@ class GroupCommit:
             self._pending.append(callback)
 
     def commit(self) -> None:
+        if self._armed:
+            self._armed = False
+            _armed.pop(id(self.conn), None)
         pending, self._pending = self._pending, None
         if pending is None:
             return
@@ -165,7 +183,7 @@ class GroupCommit:
                 log.exception("after-commit callback failed")
 
     async def committed(self) -> bool:
-        """Wait for the commit of the open group (at once if none is open); False if it failed."""
+        """Wait for the commit of this turn's writes (at once if none are pending); False if it failed."""
         if self._pending is None:
             return True
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()

@@ -209,7 +209,10 @@ async def test_a_group_commits_the_writes_of_one_loop_turn_then_acknowledges(tmp
     events: list[str] = []
     group.begin()
     group.begin()  # idempotent within the turn
-    assert group.active
+    assert not group.active and not conn.in_transaction  # armed: the first write opens it
+    ran: list[bool] = []
+    group.after_commit(ran.append)  # nothing written yet: nothing to wait for
+    assert ran == [True]
     for key in ("a", "b"):
         with transaction(conn):
             conn.execute("INSERT INTO meta(key, value) VALUES (?, '1')", (key,))
@@ -220,4 +223,23 @@ async def test_a_group_commits_the_writes_of_one_loop_turn_then_acknowledges(tmp
     assert events == ["ack a True ['a', 'b']", "ack b True ['a', 'b']"]
     assert not group.active and not conn.in_transaction
     assert await group.committed() is True  # no group open: at once
+    conn.close()
+
+
+@pytest.mark.anyio
+async def test_a_turn_without_writes_opens_no_transaction(tmp_path: Path, anyio_backend: str) -> None:
+    import asyncio
+
+    conn = open_db(tmp_path / "hub.db")
+    group = GroupCommit(conn)
+    group.begin()
+    conn.execute("SELECT count(*) FROM meta").fetchone()  # reads do not open it
+    await asyncio.sleep(0)
+    assert not group.active and not conn.in_transaction
+    group.begin()  # the next turn arms it again
+    with transaction(conn):
+        conn.execute("INSERT INTO meta(key, value) VALUES ('k', 'v')")
+    assert group.active and conn.in_transaction
+    await group.committed()
+    assert not conn.in_transaction and _visible_to_others(tmp_path / "hub.db") == ["k"]
     conn.close()
