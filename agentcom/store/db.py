@@ -187,5 +187,10 @@ class GroupCommit:
         if self._pending is None:
             return True
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append(lambda ok: done.done() or done.set_result(ok))
+
+        def resolve(ok: bool) -> None:
+            if not done.done():
+                done.set_result(ok)
+
+        self._pending.append(resolve)
         return await done
