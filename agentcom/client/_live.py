@@ -87,18 +87,6 @@ class LiveExecutions:
         await asyncio.wait_for(self._ready.wait(), timeout)
         return self
 
-    async def settle(self, timeout: float = 10.0) -> "LiveExecutions":
-        """Wait until no fetch is pending or running (tests, scripts)."""
-        async def idle() -> None:
-            while self._timer is not None or (self._fetching is not None and not self._fetching.done()):
-                if self._fetching is not None and not self._fetching.done():
-                    await asyncio.shield(self._fetching)
-                else:
-                    await asyncio.sleep(self.debounce / 2)
-
-        await asyncio.wait_for(idle(), timeout)
-        return self
-
     async def _fetch(self) -> None:
         while True:
             self._again = False

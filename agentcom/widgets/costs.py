@@ -64,11 +64,11 @@ class CostTable(LiveView, w.VBox):
     def rows(self) -> list[dict[str, Any]]:
         """All rows in the current sort order (unknown values last in either direction)."""
         key = SORT_KEYS[self.sort_by.value][1]
-        rows = [r.completion_row(c) for c in self.feed.completions.values()]
-        known = [row for row in rows if key(row) is not None]
+        rows = [r.completion_row(c) for c in self.feed.completions.values()]   # oldest completion first
+        known = [(key(row), i, row) for i, row in enumerate(rows) if key(row) is not None]
         unknown = [row for row in rows if key(row) is None]
-        known.sort(key=key, reverse=bool(self.direction.value))
-        return known + unknown
+        known.sort(key=lambda item: (item[0], item[1]), reverse=bool(self.direction.value))  # ties: arrival order
+        return [row for _, _, row in known] + unknown
 
     def _render(self) -> None:
         rows = self.rows()

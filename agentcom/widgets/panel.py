@@ -100,9 +100,8 @@ class ExecutionPanel(LiveView, w.VBox):
                 selected = streaming[-1]
             self._rendering = True
             try:
-                with self.selector.hold_trait_notifications():
-                    self.selector.options = self._options()
-                    self.selector.value = selected if selected == ALL or selected in known else ALL
+                self.selector.options = self._options()      # keeps the value when it is still listed
+                self.selector.value = selected if selected == ALL or selected in known else ALL
             finally:
                 self._rendering = False
         task_id = self.selector.value or None

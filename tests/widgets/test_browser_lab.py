@@ -136,18 +136,46 @@ def lab(tmp_path: Path) -> Iterator[str]:
         log.close()
 
 
-def run_all_cells(page: Any) -> None:
-    """Menu Run > Run All Cells, repeated until the kernel has really taken the cells (a click made
-    before the kernel session is up is silently lost)."""
+def kernel_ready(lab: str) -> bool:
+    """The notebook's kernel is up, idle, and the page's WebSocket is connected to it (server's view)."""
+    with urllib.request.urlopen(f"{lab}/api/kernels?token={TOKEN}", timeout=5) as answer:
+        kernels = json.load(answer)
+    return any(k.get("execution_state") == "idle" and k.get("connections", 0) >= 1 for k in kernels)
+
+
+def run_all_cells(page: Any, lab: str) -> None:
+    """Menu Run > Run All Cells once the kernel is connected; repeated until the first cell has run.
+
+    A click made before the page's kernel connection is up either gets lost or opens JupyterLab's
+    "Select Kernel" dialog (accepting it would start a second kernel): such a dialog is cancelled
+    and the click repeated."""
     first_prompt = page.locator(".jp-Cell .jp-InputPrompt").first
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 120
+    while not kernel_ready(lab):
+        if time.monotonic() > deadline:
+            raise AssertionError("the notebook's kernel never became ready")
+        page.wait_for_timeout(200)
     while time.monotonic() < deadline:
-        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-        page.locator(".lm-Menu-itemLabel").filter(has_text=re.compile(r"^Run All Cells$")).click()
-        for _ in range(100):
-            if first_prompt.inner_text().strip() not in ("[ ]:", ""):
-                return
+        dialog = page.locator(".jp-Dialog")
+        if dialog.count():
+            page.keyboard.press("Escape")
+            page.wait_for_timeout(500)
+            continue
+        try:
+            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click(timeout=5_000)
+            page.locator(".lm-Menu-itemLabel").filter(has_text=re.compile(r"^Run All Cells$")).click(timeout=5_000)
+        except Exception:  # noqa: BLE001 - a dialog got in the way: close it and retry
+            page.keyboard.press("Escape")
+            continue
+        waited = 0
+        while waited < 60_000:
+            prompt = first_prompt.inner_text().strip()
+            if re.fullmatch(r"\[\d+\]:", prompt):
+                return                     # the first cell ran; the second is queued behind it
+            if page.locator(".jp-Dialog").count() or (prompt in ("[ ]:", "") and waited >= 10_000):
+                break                      # never taken: try again
             page.wait_for_timeout(200)
+            waited += 200
     raise AssertionError("the notebook's cells never started running")
 
 
@@ -163,7 +191,7 @@ def test_monitor_streams_lines_and_fills_the_cost_table_in_jupyterlab(lab: str, 
         try:
             page.goto(f"{lab}/lab/tree/monitor.ipynb?token={TOKEN}")
             page.wait_for_selector(".jp-NotebookPanel .jp-Cell .jp-InputArea-editor", timeout=60_000)
-            run_all_cells(page)
+            run_all_cells(page, lab)
 
             panel = page.locator(".agentcom-execution-panel")
             panel.locator("text=streamed line 3 of").first.wait_for(timeout=60_000)
@@ -192,6 +220,7 @@ def test_monitor_streams_lines_and_fills_the_cost_table_in_jupyterlab(lab: str, 
         except Exception:
             page.screenshot(path=str(shot), full_page=True)
             print("page text at failure:\n", page.locator("body").inner_text()[:4000])
+            print("JupyterLab log:\n", (tmp_path / "lab.log").read_text()[-6000:])
             raise
         finally:
             browser.close()

@@ -150,3 +150,13 @@ async def test_collapsible_and_detachable(anyio_backend: str) -> None:
     assert "late" not in panel.view.value
     assert feed._listeners == []
 
+
+
+async def test_follow_switches_to_the_newest_streaming_task(anyio_backend: str) -> None:
+    panel = ExecutionPanel(Feed(), follow=True)
+    for n, task in enumerate(("t-old", "t-new")):
+        panel.ingest({"type": "execution_event", "task_id": task, "generation": 1, "event_type": "stdout",
+                      "text": f"from {task}", "seq": 1})
+        panel.refresh()
+        assert panel.task_id == task
+    assert "from t-new" in panel.view.value and "from t-old" not in panel.view.value
