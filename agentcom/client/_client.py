@@ -54,6 +54,7 @@ class HubClient:
         self._http = HubHttp(self.url, token, timeout)
         self._feed: Feed | None = None
         self._stream: FeedStream | None = None
+        self._closed = False
 
     # ------------------------------------------------------------------ request/response (blocking)
 
@@ -171,12 +172,13 @@ class HubClient:
 
     @property
     def feed(self) -> Feed:
-        """The live feed; its socket starts on first use (needs a running loop: a kernel has one)."""
+        """The live feed; its socket starts on first use (needs a running loop: a kernel has one)
+        and stays up, reconnecting by itself, until :meth:`close`."""
         if self._feed is None:
             self._feed = Feed()
             self._stream = FeedStream(self._feed, self.url, self.token)
         assert self._stream is not None
-        if not self._stream.running and self._feed.connection not in ("unauthorized",):
+        if not self._closed and not self._stream.running and self._feed.connection != "unauthorized":
             try:
                 asyncio.get_running_loop()
             except RuntimeError:
@@ -226,11 +228,13 @@ class HubClient:
     # ------------------------------------------------------------------ lifecycle and display
 
     def close(self) -> None:
-        """Close the live socket (request/response methods keep working)."""
+        """Close the live socket for good (request/response methods keep working)."""
+        self._closed = True
         if self._stream is not None:
             self._stream.close()
 
     async def aclose(self) -> None:
+        self._closed = True
         if self._stream is not None:
             await self._stream.stop()
 

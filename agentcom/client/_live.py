@@ -76,11 +76,20 @@ class LiveExecutions:
     # ------------------------------------------------------------------ fetching
 
     def refresh(self) -> None:
-        """Fetch rows finished since the last fetch (scheduled on the running loop)."""
+        """Fetch rows finished since the last fetch: scheduled on the running loop, or at once
+        (blocking) when there is none, e.g. in a plain script, where the table then stays as fetched."""
         if self._fetching is not None and not self._fetching.done():
             self._again = True
             return
-        self._fetching = asyncio.get_running_loop().create_task(self._fetch())
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._add(self._client._http.request("GET", "agentcom/api/executions",
+                                                 params={"since": self._since or None}))
+            self.fetches += 1
+            self._ready.set()
+            return
+        self._fetching = loop.create_task(self._fetch())
 
     async def wait_ready(self, timeout: float = 10.0) -> "LiveExecutions":
         """Wait for the first fetch (the rows that existed when this object was made)."""

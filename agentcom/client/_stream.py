@@ -3,7 +3,8 @@
 One :class:`FeedStream` is one asyncio task on the loop it was started on (in a notebook,
 the kernel's own loop), so every feed listener, and so every widget update, runs on that
 loop: no thread ever touches a widget. The socket reconnects by itself with exponential
-backoff and jitter (0.5 s doubling to 30 s); each new connection starts with a fresh
+backoff and jitter (0.5 s doubling to 30 s; reset once a connection has lived a while, so a
+hub that accepts and at once closes is not hammered); each new connection starts with a fresh
 snapshot from the hub. A refused credential (HTTP 401/403) stops the stream: retrying a
 wrong token only fills logs.
 """
@@ -129,10 +130,12 @@ class FeedStream:
             except (OSError, StreamClosedError, asyncio.TimeoutError) as exc:
                 self.feed.last_error = f"dashboard socket: {exc or type(exc).__name__}"
             else:
-                delay = self.initial_backoff
+                opened = time.monotonic()
                 await self._pump(conn)
                 if self._stopping:
                     break
+                if time.monotonic() - opened > 10 * self.initial_backoff + 5:
+                    delay = self.initial_backoff   # it was a working connection: retry quickly
             jitter = delay * random.uniform(0.7, 1.3)
             await asyncio.sleep(jitter)
             delay = min(self.max_backoff, delay * 2)

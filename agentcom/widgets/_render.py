@@ -13,7 +13,6 @@ newest line with a ``column-reverse`` flex container (no JavaScript needed).
 
 from __future__ import annotations
 
-import datetime as _dt
 import html
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -281,9 +280,3 @@ def _clip(text: str, n: int) -> str:
 
 def _money(value: Any) -> str:
     return "n/a" if value is None else f"${float(value):,.4f}"
-
-
-def time_label(ms: int) -> str:
-    if not ms:
-        return ""
-    return _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.timezone.utc).strftime("%H:%M:%S")
