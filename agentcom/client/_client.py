@@ -59,7 +59,7 @@ class HubClient:
     # ------------------------------------------------------------------ request/response (blocking)
 
     def health(self) -> dict[str, Any]:
-        return self._http.request("GET", "agentcom/health")
+        return _object(self._http.request("GET", "agentcom/health"))
 
     def submit(self, description: str, **fields: Any) -> dict[str, Any]:
         """Queue a task; returns the hub's answer (``task_id``, ``status``, ``complexity``, ...).
@@ -68,7 +68,7 @@ class HubClient:
         ``metadata``, ``file_hints``, ...); ``tier=`` and ``shell_command=`` are shorthands for
         ``complexity_tier`` and ``metadata["shell_command"]``.
         """
-        return self._http.request("POST", "agentcom/api/tasks", _task_body(description, fields))
+        return _object(self._http.request("POST", "agentcom/api/tasks", _task_body(description, fields)))
 
     def submit_many(self, tasks: Iterable[str | Mapping[str, Any]], *, progress: bool | None = None) -> "Batch":
         """Queue several tasks (descriptions, or dicts with ``description`` and fields).
@@ -94,24 +94,24 @@ class HubClient:
 
     def tasks(self, **filters: Any) -> list[dict[str, Any]]:
         """Tasks, newest first; filters: ``status``, ``agent_id``, ``tier``, ``limit`` (100), ``offset``."""
-        return self._http.request("GET", "agentcom/api/tasks", params=_filters(filters))["tasks"]
+        return _objects(_object(self._http.request("GET", "agentcom/api/tasks", params=_filters(filters)))["tasks"])
 
     def task(self, task_id: str) -> dict[str, Any]:
         """One task in full: history, complexity, routing decision, result."""
-        return self._http.request("GET", f"agentcom/api/tasks/{task_id}")
+        return _object(self._http.request("GET", f"agentcom/api/tasks/{task_id}"))
 
     def agents(self) -> list[dict[str, Any]]:
-        return self._http.request("GET", "agentcom/api/agents")
+        return _objects(self._http.request("GET", "agentcom/api/agents"))
 
     def snapshot(self) -> dict[str, Any]:
         """The hub's SNAPSHOT (agents, queue counts, recent completions, routing stats, totals)."""
-        return self._http.request("GET", "agentcom/api/snapshot")
+        return _object(self._http.request("GET", "agentcom/api/snapshot"))
 
     def cancel(self, task_id: str) -> dict[str, Any]:
-        return self._http.request("POST", f"agentcom/api/tasks/{task_id}/cancel")
+        return _object(self._http.request("POST", f"agentcom/api/tasks/{task_id}/cancel"))
 
     def retry(self, task_id: str) -> dict[str, Any]:
-        return self._http.request("POST", f"agentcom/api/tasks/{task_id}/retry")
+        return _object(self._http.request("POST", f"agentcom/api/tasks/{task_id}/retry"))
 
     def executions(self, since: int | None = None) -> "pd.DataFrame":
         """One row per finished execution, typed by :func:`agentcom.analysis.executions_frame`
@@ -123,10 +123,10 @@ class HubClient:
     # ------------------------------------------------------------------ request/response (awaitable twins)
 
     async def ahealth(self) -> dict[str, Any]:
-        return await self._http.arequest("GET", "agentcom/health")
+        return _object(await self._http.arequest("GET", "agentcom/health"))
 
     async def asubmit(self, description: str, **fields: Any) -> dict[str, Any]:
-        return await self._http.arequest("POST", "agentcom/api/tasks", _task_body(description, fields))
+        return _object(await self._http.arequest("POST", "agentcom/api/tasks", _task_body(description, fields)))
 
     async def asubmit_many(self, tasks: Iterable[str | Mapping[str, Any]], *,
                            progress: bool | None = None) -> "Batch":
@@ -146,22 +146,22 @@ class HubClient:
         return answers
 
     async def atasks(self, **filters: Any) -> list[dict[str, Any]]:
-        return (await self._http.arequest("GET", "agentcom/api/tasks", params=_filters(filters)))["tasks"]
+        return _objects(_object(await self._http.arequest("GET", "agentcom/api/tasks", params=_filters(filters)))["tasks"])
 
     async def atask(self, task_id: str) -> dict[str, Any]:
-        return await self._http.arequest("GET", f"agentcom/api/tasks/{task_id}")
+        return _object(await self._http.arequest("GET", f"agentcom/api/tasks/{task_id}"))
 
     async def aagents(self) -> list[dict[str, Any]]:
-        return await self._http.arequest("GET", "agentcom/api/agents")
+        return _objects(await self._http.arequest("GET", "agentcom/api/agents"))
 
     async def asnapshot(self) -> dict[str, Any]:
-        return await self._http.arequest("GET", "agentcom/api/snapshot")
+        return _object(await self._http.arequest("GET", "agentcom/api/snapshot"))
 
     async def acancel(self, task_id: str) -> dict[str, Any]:
-        return await self._http.arequest("POST", f"agentcom/api/tasks/{task_id}/cancel")
+        return _object(await self._http.arequest("POST", f"agentcom/api/tasks/{task_id}/cancel"))
 
     async def aretry(self, task_id: str) -> dict[str, Any]:
-        return await self._http.arequest("POST", f"agentcom/api/tasks/{task_id}/retry")
+        return _object(await self._http.arequest("POST", f"agentcom/api/tasks/{task_id}/retry"))
 
     async def aexecutions(self, since: int | None = None) -> "pd.DataFrame":
         from agentcom.analysis import executions_frame
@@ -222,7 +222,7 @@ class HubClient:
         if _in_notebook():
             from IPython.display import display
 
-            display(bar)
+            display(bar)  # type: ignore[no-untyped-call]
         return bar
 
     # ------------------------------------------------------------------ lifecycle and display
@@ -262,6 +262,18 @@ def connect(url: str | None = None, token: str | None = None, *, timeout: float 
     return client
 
 
+def _object(answer: Any) -> dict[str, Any]:
+    if not isinstance(answer, dict):
+        raise AgentComError(f"the hub answered {type(answer).__name__} where an object was expected")
+    return answer
+
+
+def _objects(answer: Any) -> list[dict[str, Any]]:
+    if not isinstance(answer, list):
+        raise AgentComError(f"the hub answered {type(answer).__name__} where a list was expected")
+    return answer
+
+
 def _task_body(description: str, fields: Mapping[str, Any]) -> dict[str, Any]:
     body: dict[str, Any] = {"description": description}
     rest = dict(fields)
@@ -293,10 +305,10 @@ def _filters(filters: Mapping[str, Any]) -> dict[str, Any]:
 
 def _in_notebook() -> bool:
     try:
-        from IPython import get_ipython
+        from IPython.core.getipython import get_ipython
     except ImportError:
         return False
-    shell = get_ipython()
+    shell = get_ipython()  # type: ignore[no-untyped-call]
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 

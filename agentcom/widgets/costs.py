@@ -33,7 +33,7 @@ SORT_KEYS: dict[str, tuple[str, Any]] = {
 }
 
 
-class CostTable(LiveView, w.VBox):
+class CostTable(LiveView, w.VBox):  # type: ignore[misc]
     """Live per-task cost table; ``source`` is a HubClient, a Feed, or None."""
 
     def __init__(self, source: Any = None, *, sort_by: str = "completed", descending: bool = True,
@@ -80,7 +80,7 @@ class CostTable(LiveView, w.VBox):
     # ------------------------------------------------------------------ fallbacks
 
     def static_html(self) -> str:
-        return self.view.value
+        return str(self.view.value)
 
     def text_summary(self) -> str:
         rows = self.rows()

@@ -17,7 +17,7 @@ from agentcom.widgets.costs import CostTable
 from agentcom.widgets.panel import ExecutionPanel
 
 
-class Monitor(LiveView, w.VBox):
+class Monitor(LiveView, w.VBox):  # type: ignore[misc]
     """The live view of a hub; ``source`` is a HubClient (usual) or a Feed."""
 
     def __init__(self, source: Any = None, *, interval: float = DEFAULT_INTERVAL, panel: dict[str, Any] | None = None,
@@ -53,7 +53,7 @@ class Monitor(LiveView, w.VBox):
                 part.detach()
 
     def static_html(self) -> str:
-        return self.header.value + self.panel.static_html() + self.table.static_html()
+        return str(self.header.value) + self.panel.static_html() + self.table.static_html()
 
     def text_summary(self) -> str:
         feed = self.feed

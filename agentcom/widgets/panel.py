@@ -21,7 +21,7 @@ from agentcom.widgets._base import DEFAULT_INTERVAL, LiveView, feed_of
 ALL = ""
 
 
-class ExecutionPanel(LiveView, w.VBox):
+class ExecutionPanel(LiveView, w.VBox):  # type: ignore[misc]
     """Live, colour-coded execution output; ``source`` is a HubClient, a Feed, or None."""
 
     def __init__(self, source: Any = None, task_id: str | None = None, *, interval: float = DEFAULT_INTERVAL,
@@ -120,7 +120,7 @@ class ExecutionPanel(LiveView, w.VBox):
     # ------------------------------------------------------------------ fallbacks
 
     def static_html(self) -> str:
-        return self.view.value
+        return str(self.view.value)
 
     def text_summary(self) -> str:
         feed = self.feed

@@ -19,7 +19,7 @@ from agentcom.client._feed import FINAL_STATES
 from agentcom.widgets._base import DEFAULT_INTERVAL, LiveView, feed_of
 
 
-class BatchProgress(LiveView, w.HBox):
+class BatchProgress(LiveView, w.HBox):  # type: ignore[misc]
     def __init__(self, total: int, source: Any = None, *, interval: float = DEFAULT_INTERVAL, **kwargs: Any) -> None:
         self.total = total
         self.bar = w.IntProgress(value=0, min=0, max=max(1, total), bar_style="info",
