@@ -82,9 +82,9 @@ async def test_subscribe_narrows_the_stream_to_one_task(hub: Hub) -> None:
         stream.subscribe(second["task_id"])
         await a.emit(first, "stdout", "ignored\n")
         await b.emit(second, "stdout", "wanted\n")
-        # a ping on the socket is answered after the hub handled everything sent before it
         await eventually(lambda: feed.events_received >= 1, "the subscribed task's event")
-        await b.emit(second, "status", "end")
+        await a.emit(first, "stdout", "ignored too\n")
+        await b.emit(second, "status", "end")      # sent after a's events: once it is here, theirs would be too
         await eventually(lambda: feed.events_received >= 2, "the second event")
         assert set(feed.streams) == {second["task_id"]}
     finally:
