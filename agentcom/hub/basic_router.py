@@ -44,5 +44,11 @@ class BasicRouter:
         self._by_tier[tier] = self._by_tier.get(tier, 0) + 1
         self._by_target[target] = self._by_target.get(target, 0) + 1
 
+    def agent_joined(self, agent: Agent) -> None:
+        """No endpoint registry here."""
+
+    def forget(self, task_id: str) -> None:
+        """Nothing remembered per task."""
+
     def stats(self) -> dict[str, Any]:
         return {"by_tier": dict(self._by_tier), "by_target": dict(self._by_target), "fallback_count": 0}

@@ -59,6 +59,10 @@ class Router(Protocol):
 
     def record(self, decision: dict[str, Any]) -> None: ...
 
+    def agent_joined(self, agent: Agent) -> Any: ...
+
+    def forget(self, task_id: str) -> None: ...
+
     def stats(self) -> dict[str, Any]: ...
 
 
@@ -234,6 +238,7 @@ class HubCore:
         for task_id in held:
             if task_id not in agent.tasks and task_id in self.tasks:
                 self._reclaim(self.tasks[task_id], "sidecar reconnected without it")
+        self.router.agent_joined(agent)
         self.pubsub.publish("agents", {"kind": "agent", "agent": agent.view()})
         self.schedule()
         return agent
@@ -419,6 +424,12 @@ class HubCore:
                 free.remove(agent)
         return assigned
 
+    def unpark_all(self) -> None:
+        """Routing conditions changed (an endpoint came or went): route parked tasks again now."""
+        for task_id in self._parked:
+            self._parked[task_id] = 0
+        self.sweep_leases()
+
     def _park(self, task: Task, wait: Wait) -> None:
         self._parked[task.task_id] = wait.until
         if self._call_later is not None:
@@ -499,6 +510,7 @@ class HubCore:
         self.tasks.pop(task.task_id, None)
         self.ready.discard(task.task_id)
         self._parked.pop(task.task_id, None)
+        self.router.forget(task.task_id)
 
     def _release(self, agent: Agent, task_id: str) -> None:
         agent.tasks.pop(task_id, None)

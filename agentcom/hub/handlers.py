@@ -242,6 +242,10 @@ class SidecarSocketHandler(websocket.WebSocketHandler):
         self.hub = hub
         self.session: Any = None
 
+    @property
+    def max_message_size(self) -> int:  # the Jupyter app has no websocket_max_message_size setting
+        return int(self.hub.settings.max_frame_bytes)
+
     def check_origin(self, origin: str) -> bool:
         return False  # sidecars are programs: a browser page must never open this socket
 

@@ -18,7 +18,7 @@ from tornado.ioloop import IOLoop, PeriodicCallback
 
 from agentcom import __version__
 from agentcom.config import AgentCom
-from agentcom.errors import StoreError
+from agentcom.errors import InvalidState, StoreError
 from agentcom.hub.basic_router import BasicRouter
 from agentcom.hub.core import HubCore, Router
 from agentcom.hub.session import SidecarSession
@@ -53,6 +53,9 @@ class HubService:
     version = __version__
 
     def __init__(self, settings: AgentCom | None = None, router: Router | None = None, **overrides: Any) -> None:
+        self.registry: Any = None
+        self.dashboard_fanout: Any = None
+        self.metrics: Any = None
         self.settings = settings or AgentCom.load(overrides=overrides)
         if settings is not None:
             for name, value in overrides.items():
@@ -67,7 +70,30 @@ class HubService:
         self.dashboards = 0
 
     def _default_router(self) -> Router:
-        return BasicRouter(self.settings)
+        """The router the ``routing`` setting names; 'model' routes over the persisted endpoint registry."""
+        if self.settings.routing == "explicit":
+            return BasicRouter(self.settings)
+        from agentcom.pricing import PriceTable
+        from agentcom.routing.budget import spend_from_executions
+        from agentcom.routing.hub_router import ModelRouter
+        from agentcom.routing.registry import EndpointRegistry
+
+        prices = PriceTable.load(self.settings.price_table or None)
+
+        def estimate_usd(model: str, tokens_in: int, tokens_out: int) -> float | None:
+            cost = prices.price(model, tokens_in, tokens_out)
+            return None if cost is None else float(cost)
+
+        self.registry = EndpointRegistry.from_settings(self.settings, conn=self.conn, on_change=self._endpoint_changed)
+        self.registry.load()
+        return ModelRouter(self.settings, self.registry, spend=lambda now: spend_from_executions(self.conn, now),
+                           estimate_usd=estimate_usd)
+
+    def _endpoint_changed(self, change: Any) -> None:
+        core = getattr(self, "core", None)
+        if core is not None:
+            core.pubsub.publish("agents", change.to_dict())
+            core.unpark_all()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -76,6 +102,8 @@ class HubService:
         sweep = PeriodicCallback(self.core.sweep_leases, max(50, min(1000, self.settings.lease_ms // 4)))
         sweep.start()
         self._timers.append(sweep)
+        if self.registry is not None:
+            self.registry.start()
         self.core.schedule()
 
     def _call_later(self, delay_s: float, callback: Callable[[], None]) -> None:
@@ -86,11 +114,15 @@ class HubService:
         for timer in self._timers:
             timer.stop()
         self._timers.clear()
-        getattr(getattr(self, "dashboard_fanout", None), "close_all", lambda: None)()  # dashboards (hub.extras)
+        if self.dashboard_fanout is not None:
+            self.dashboard_fanout.close_all()
+        if self.registry is not None:
+            await self.registry.stop()
         for agent in list(self.core.agents.values()):
             if agent.online:
                 agent.close(1001, "hub shutting down")
         try:
+            self.store.group.commit()
             self.conn.close()
         except Exception as exc:  # noqa: BLE001 - closing must not mask the shutdown reason
             raise StoreError(f"closing the database failed: {exc}") from exc
@@ -119,10 +151,17 @@ class HubService:
     # ------------------------------------------------------------------ endpoints (model-aware routing)
 
     def endpoints_view(self) -> list[dict[str, Any]]:
-        return []
+        view = getattr(self.router, "endpoints_view", None)
+        return view() if view is not None else []
 
     async def register_endpoint(self, registration: Any) -> dict[str, Any]:
-        raise NotImplementedError
+        register = getattr(self.router, "register_endpoint", None)
+        if register is None:
+            raise InvalidState("this hub's router has no endpoint registry")
+        result: dict[str, Any] = await register(registration)
+        self.core.unpark_all()
+        return result
 
     def remove_endpoint(self, endpoint_id: str) -> bool:
-        return False
+        remove = getattr(self.router, "remove_endpoint", None)
+        return bool(remove(endpoint_id)) if remove is not None else False
