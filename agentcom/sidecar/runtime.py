@@ -491,7 +491,10 @@ class Sidecar:
 
         options = dict(self._dispatcher_options)
         prices = PriceTable.load(options.pop("price_table", None))
-        executors: dict[str, Any] = {}
+        from agentcom.executors.openai_compat import OpenAICompatExecutor
+
+        # OpenAI-compatible servers are reached at the endpoint the routing decision names.
+        executors: dict[str, Any] = {"openai": OpenAICompatExecutor()}
         local_model = options.pop("local_model", None)
         if local_model:
             from agentcom.executors.local_llama import LocalLlamaExecutor
