@@ -28,6 +28,7 @@ import openai
 
 from agentcom.errors import ConfigError
 from agentcom.executors.base import Outcome, Output, Step
+from agentcom.executors._prompt import system_prompt, task_prompt
 from agentcom.protocol.messages import TaskAssign
 
 if TYPE_CHECKING:
@@ -43,22 +44,16 @@ _MAX_ERROR_CHARS = 1_000
 
 
 def task_messages(task: TaskAssign) -> list[dict[str, str]]:
-    """The chat messages for a task: an optional system prompt, then the work to do.
+    """The chat messages for a task: a system prompt only when the task sets one, then the work.
 
-    ``metadata["system"]`` (a string) becomes the system message; the user message
-    is the description followed by the success criteria and file hints, if any.
+    Small local models answer better without the long default system prompt, so only
+    ``metadata["system"]`` becomes a system message; the user message is ``task_prompt``.
     """
-    parts = [task.description]
-    if task.success_criteria:
-        parts.append("Success criteria:\n" + "\n".join(f"- {c}" for c in task.success_criteria))
-    if task.file_hints:
-        hints = (f"- {h.path}" + (f" ({h.reason})" if h.reason else "") for h in task.file_hints)
-        parts.append("Relevant files:\n" + "\n".join(hints))
     messages = []
     system = task.metadata.get("system")
     if isinstance(system, str) and system.strip():
-        messages.append({"role": "system", "content": system})
-    messages.append({"role": "user", "content": "\n\n".join(parts)})
+        messages.append({"role": "system", "content": system_prompt(task)})
+    messages.append({"role": "user", "content": task_prompt(task)})
     return messages
 
 

@@ -55,8 +55,8 @@ def test_messages_carry_the_task_criteria_and_files(task_factory: MakeTask) -> N
                                    file_hints=[FileHint(path="parser.py", reason="the bug"), FileHint(path="t.py")])
     assert task_messages(task) == [
         {"role": "system", "content": "Be terse."},
-        {"role": "user", "content": "Fix the parser.\n\nSuccess criteria:\n- tests pass\n\n"
-                                    "Relevant files:\n- parser.py (the bug)\n- t.py"},
+        {"role": "user", "content": "Fix the parser.\n\nRelevant files:\n- parser.py (the bug)\n- t.py\n\n"
+                                    "Success criteria:\n- tests pass"},
     ]
     assert task_messages(task_factory("Plain.")) == [{"role": "user", "content": "Plain."}]
 
