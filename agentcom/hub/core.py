@@ -310,6 +310,7 @@ class HubCore:
             self.store.save(task, "accepted", agent.agent_id)
             self._count("assigned", "working")
             self._publish_task(task)
+            self._publish_agent(agent)
         agent.send(m.TaskAck(task_id=task.task_id, status="accepted"))
 
     def rejected(self, agent: Agent, f: m.TaskRejected) -> None:
@@ -448,6 +449,7 @@ class HubCore:
         self._count("queued", "assigned")
         agent.send(self.assign_frame(task))
         self._publish_task(task)
+        self._publish_agent(agent)
 
     def assign_frame(self, task: Task) -> m.TaskAssign:
         return msgspec.convert({
@@ -499,7 +501,7 @@ class HubCore:
             self._enqueue(task)
         agent = self.agents.get(agent_id) if agent_id else None
         if agent is not None:
-            agent.tasks.pop(task.task_id, None)
+            self._release(agent, task.task_id)
         self._publish_task(task)
 
     def _finish(self, task: Task, status: str, event: str, *, agent_id: str | None,
@@ -514,6 +516,10 @@ class HubCore:
 
     def _release(self, agent: Agent, task_id: str) -> None:
         agent.tasks.pop(task_id, None)
+        self._publish_agent(agent)
+
+    def _publish_agent(self, agent: Agent) -> None:
+        """Tell dashboards an agent's state changed (idle / assigned / working)."""
         if self.pubsub.has_listeners("agents"):
             self.pubsub.publish("agents", {"kind": "agent", "agent": agent.view()})
 
