@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterator
+from typing import Any, Awaitable, Callable
 
 import pytest
 
@@ -26,7 +26,6 @@ from agentcom.protocol.messages import (
     RoutingDecision,
     TaskAssign,
 )
-from agentcom.standin import AnthropicStandin, OllamaStandin
 
 MakeTask = Callable[..., TaskAssign]
 
@@ -89,20 +88,6 @@ def workdir(tmp_path: Path) -> Path:
     path = tmp_path / "work"
     path.mkdir()
     return path
-
-
-@pytest.fixture
-def ollama_standin(jp_asyncio_loop: asyncio.AbstractEventLoop) -> Iterator[OllamaStandin]:
-    standin = jp_asyncio_loop.run_until_complete(OllamaStandin().start())
-    yield standin
-    jp_asyncio_loop.run_until_complete(standin.stop())
-
-
-@pytest.fixture
-def anthropic_standin(jp_asyncio_loop: asyncio.AbstractEventLoop) -> Iterator[AnthropicStandin]:
-    standin = jp_asyncio_loop.run_until_complete(AnthropicStandin().start())
-    yield standin
-    jp_asyncio_loop.run_until_complete(standin.stop())
 
 
 def _pid_alive(pid: int) -> bool:
