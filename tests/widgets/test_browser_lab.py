@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
@@ -138,8 +139,15 @@ def lab(tmp_path: Path) -> Iterator[str]:
 
 def kernel_ready(lab: str) -> bool:
     """The notebook's kernel is up, idle, and the page's WebSocket is connected to it (server's view)."""
-    with urllib.request.urlopen(f"{lab}/api/kernels?token={TOKEN}", timeout=5) as answer:
-        kernels = json.load(answer)
+    try:
+        with urllib.request.urlopen(f"{lab}/api/kernels?token={TOKEN}", timeout=5) as answer:
+            kernels = json.load(answer)
+    except urllib.error.HTTPError as error:
+        # Jupyter Server answers 500 when the listing lands while a kernel is still starting
+        # (its last_activity is not set yet): not ready, ask again.
+        if error.code == 500:
+            return False
+        raise
     return any(k.get("execution_state") == "idle" and k.get("connections", 0) >= 1 for k in kernels)
 
 
