@@ -2,16 +2,25 @@
 
 Tokens stay as they were; only prices change. The price table is anything with
 ``price(model, tokens_in, tokens_out, cache_read=0, cache_write=0) -> Decimal | None`` and a
-``version`` (``agentcom.pricing.PriceTable`` has both; it is not imported here).
+``version`` (``agentcom.pricing.PriceTable`` has both).
 
 Prices come from ``_pricer`` (per model a verified linear shortcut, else one question per
 distinct token counts) and stay ``Decimal``; totals are exact sums (originals are exact too:
-the store keeps nano-USD) and become floats only at the end. Rows without a model (shell
-runs) that no tier mapping touches keep their original cost.
+the store keeps nano-USD) and become floats only at the end.
 
-The what-if "equivalent Claude cost" follows the hub's rule, so what-if savings compare with
-the recorded ``savings_usd``: a run on a Claude model is its own equivalent, any other run with
-tokens is priced on ``reference_model``, and a run without tokens has none.
+Every run is priced by the hub's rules (``PriceTable.cost_of_run``), so a what-if under the
+hub's own table reproduces what the hub recorded and what-if savings compare with the recorded
+``savings_usd``:
+
+- a run on a free target (the sidecar's shell) costs 0 and has no Claude equivalent; a run on
+  a local target (``ollama``, ``local``) costs 0 and is compared with ``reference_model``;
+  both unless ``tier_models`` moves their tier to a model, which is then priced;
+- any other run is priced by its model; a model the table does not know leaves the cost
+  unknown (never free) unless the run used no tokens; a run without a model keeps its cost;
+- the "equivalent Claude cost": a Claude model prices itself, and a stand-in's
+  ``simulated-claude-*`` prices as the model it stands for (``agentcom.pricing.real_model``,
+  the hub's own mapping); an unpriced Claude model on the ``claude`` target has none; anything
+  else is priced on ``reference_model``; a run without tokens has none.
 """
 
 from __future__ import annotations
@@ -25,8 +34,9 @@ import numpy as np
 import pandas as pd
 
 from agentcom.analysis._frame import TIERS
-from agentcom.analysis._pricer import Priced
+from agentcom.analysis._pricer import Ask, Priced
 from agentcom.analysis._rollups import _labels
+from agentcom.pricing import FREE_TARGETS, LOCAL_TARGETS, real_model
 
 __all__ = ["DEFAULT_REFERENCE_MODEL", "PriceTableLike", "Repricing", "reprice"]
 
@@ -76,11 +86,15 @@ def reprice(
 ) -> Repricing:
     """Price ``df``'s executions under ``prices``, optionally moving whole tiers to one model
     (``tier_models={"complex": "claude-haiku-4-5"}``: what if all complex work had gone there?)."""
-    model = _whatif_models(df, tier_models)
+    model, moved = _whatif_models(df, tier_models)
+    target = pd.Series(df["target_type"].astype(object).to_numpy(), dtype=object).where(~moved, None)
     counts = [df[c].to_numpy("int64", na_value=-1) for c in _TOKENS]
     tokens_known = np.logical_and.reduce([c >= 0 for c in counts])
+    used_tokens = tokens_known & (sum(counts) > 0)
     original_nano, original_known = _nanos(df["estimated_cost_usd"])
-    carried = pd.isna(model)  # no model to price: the run keeps what it cost
+    free = target.isin(FREE_TARGETS).to_numpy()
+    charged_nothing = free | target.isin(LOCAL_TARGETS).to_numpy()  # the hub charges these 0 whatever the model
+    carried = ~charged_nothing & pd.isna(model)  # no model to price: the run keeps what it cost
 
     cache: dict[tuple[Any, ...], Decimal | None] = {}
 
@@ -90,13 +104,14 @@ def reprice(
             cache[key] = prices.price(name, tin, tout, cache_read=cr, cache_write=cw)
         return cache[key]
 
-    table_rows = ~carried & tokens_known
+    table_rows = ~charged_nothing & ~carried & tokens_known
     whatif = Priced.of(np.flatnonzero(table_rows), model, counts, ask)
-    with_tokens = np.flatnonzero(tokens_known & (sum(counts) > 0))
-    reference = Priced.of(with_tokens, _equivalent_models(model, reference_model), counts, ask)
+    equivalent = _equivalent_models(model, target, charged_nothing & ~free, ask, reference_model)
+    reference = Priced.of(np.flatnonzero(used_tokens & ~free & pd.notna(equivalent)), equivalent, counts, ask)
 
     original = df["estimated_cost_usd"]
     whatif_float = np.where(carried, original.to_numpy("float64", na_value=np.nan), whatif.floats)
+    whatif_float[charged_nothing | (table_rows & ~used_tokens & np.isnan(whatif_float))] = 0.0  # nothing to pay
     whatif_known = ~np.isnan(whatif_float)
     index = df.index
     rows = pd.DataFrame(
@@ -180,24 +195,41 @@ def _minus(a: list[Decimal], b: list[Decimal]) -> list[Decimal]:
     return [x - y for x, y in zip(a, b)]
 
 
-def _whatif_models(df: pd.DataFrame, tier_models: Mapping[str, str] | None) -> np.ndarray:
+def _whatif_models(df: pd.DataFrame, tier_models: Mapping[str, str] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's model in the what-if (None where there is none) and whether its tier was moved."""
     model = df["model_used"].astype(object).to_numpy()
     if not tier_models:
-        return np.asarray(np.where(pd.isna(model), None, model), dtype=object)
+        return np.asarray(np.where(pd.isna(model), None, model), dtype=object), np.zeros(len(df), dtype=bool)
     present = set(df["tier"].dropna().unique().tolist())
     unknown = [t for t in tier_models if t not in TIERS and t not in present]
     if unknown:
         raise ValueError(f"tier_models: unknown tier {unknown[0]!r}; expected one of {', '.join(TIERS)}")
     mapped = df["tier"].astype(object).map(dict(tier_models)).to_numpy()
-    chosen = np.where(pd.isna(mapped), model, mapped)
-    return np.asarray(np.where(pd.isna(chosen), None, chosen), dtype=object)
+    moved = np.asarray(pd.notna(mapped), dtype=bool)
+    chosen = np.where(moved, mapped, model)
+    return np.asarray(np.where(pd.isna(chosen), None, chosen), dtype=object), moved
 
 
-def _equivalent_models(model: np.ndarray, reference_model: str) -> np.ndarray:
-    """The model that prices a row's "equivalent Claude cost", as the hub records it: a Claude
-    model is its own equivalent, anything else is compared with the reference model."""
-    is_claude = pd.Series(model, dtype="str").str.contains("claude", case=False, na=False, regex=False)
-    return np.where(is_claude, model, reference_model)
+def _equivalent_models(
+    model: np.ndarray, target: pd.Series, local: np.ndarray, ask: Ask, reference_model: str
+) -> np.ndarray:
+    """Per row, the model that prices its "equivalent Claude cost" by the hub's rule (module
+    docstring), or None for no equivalent. ``target`` is None where the what-if moved the run."""
+    own: dict[str, str | None] = {}
+    for name in pd.unique(model[pd.notna(model)]).tolist():
+        real = real_model(name)
+        own[name] = real if "claude" in real and _cloud_priced(real, ask) else None
+    claude_model = pd.Series(model, dtype=object).map(own).to_numpy()
+    on_claude = (target == "claude").to_numpy()
+    fallback = np.where(on_claude, None, reference_model)
+    chosen = np.where(pd.notna(claude_model), claude_model, fallback)
+    return np.asarray(np.where(local, reference_model, chosen), dtype=object)
+
+
+def _cloud_priced(model: str, ask: Ask) -> bool:
+    """Whether the table charges for ``model`` (the hub's "known and not local")."""
+    one_of_each = ask(model, 1, 1, 1, 1)
+    return one_of_each is not None and one_of_each > 0
 
 
 def _nanos(usd: pd.Series) -> tuple[np.ndarray, np.ndarray]:

@@ -6,6 +6,7 @@ merges a user file over it, in AgentCom's format or LiteLLM's
 """
 
 from agentcom.pricing._load import ModelPrice
+from agentcom.pricing._names import real_model
 from agentcom.pricing._table import (
     DEFAULT_REFERENCE_MODEL,
     FREE_TARGETS,
@@ -22,5 +23,6 @@ __all__ = [
     "ModelPrice",
     "PriceTable",
     "RunCost",
+    "real_model",
     "SHIPPED_TABLE",
 ]

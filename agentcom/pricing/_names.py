@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from fnmatch import fnmatchcase
 
-__all__ = ["candidates", "clean", "matches_any", "SIMULATED_PREFIX"]
+__all__ = ["candidates", "clean", "matches_any", "real_model", "SIMULATED_PREFIX"]
 
 SIMULATED_PREFIX = "simulated-"
 
@@ -28,6 +28,14 @@ _SUFFIXES = (
 def clean(model: str) -> str:
     """Case- and whitespace-insensitive form of a model id."""
     return model.strip().lower()
+
+
+def real_model(model: str) -> str:
+    """The model a run is compared as: a stand-in's ``simulated-<id>`` stands for ``<id>``
+    (cleaned); any other id is itself, cleaned. The hub prices a simulated Claude run's
+    equivalent cost with this, and analysis must map the same way."""
+    name = clean(model)
+    return name[len(SIMULATED_PREFIX):] if name.startswith(SIMULATED_PREFIX) else name
 
 
 def _strip_suffixes(name: str) -> str:

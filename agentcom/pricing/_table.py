@@ -22,7 +22,7 @@ from typing import Mapping
 
 from agentcom.errors import PricingError
 from agentcom.pricing._load import ModelPrice, ParsedTable, read_table
-from agentcom.pricing._names import SIMULATED_PREFIX, candidates, clean, matches_any
+from agentcom.pricing._names import candidates, clean, matches_any, real_model
 
 __all__ = ["DEFAULT_REFERENCE_MODEL", "FREE_TARGETS", "LOCAL_TARGETS", "PriceTable", "RunCost", "SHIPPED_TABLE"]
 
@@ -179,9 +179,7 @@ class PriceTable:
         anything else is compared with the reference model."""
         if sum(counts) == 0:
             return None
-        real = clean(model or "")
-        if real.startswith(SIMULATED_PREFIX):
-            real = real[len(SIMULATED_PREFIX):]
+        real = real_model(model or "")
         if "claude" in real:
             entry = self.lookup(real)
             if entry is not None and not entry.local:
