@@ -103,9 +103,15 @@ def check_budget(
         if limit is None:
             continue
         if spent >= limit or spent + extra > limit:
-            shown = "unknown" if estimate_usd is None else f"{extra:.4f}"
+            shown = "unknown" if estimate_usd is None else _usd(extra)
             return BudgetVerdict(
                 exhausted=True, period=period, estimate_usd=estimate_usd, resets_at=resets(now),
-                detail=f"{period} budget {limit:.2f} USD: spent {spent:.4f} + estimate {shown}",
+                detail=f"{period} budget {_usd(limit)} USD: spent {_usd(spent)} + estimate {shown}",
             )
     return BudgetVerdict(exhausted=False, estimate_usd=estimate_usd)
+
+
+def _usd(value: float) -> str:
+    """Money to the micro-dollar, as the analysis notebooks and the CLI show it: a small budget
+    such as 0.005 must not read as 0.00, and single runs cost fractions of a cent."""
+    return f"{value:.6f}"
