@@ -3,8 +3,13 @@
 It speaks through the official ``openai`` client and streams: every content delta becomes
 a ``token`` Output, and ``stream_options={"include_usage": True}`` asks for a final usage
 chunk that gives ``tokens_in``/``tokens_out``. Some servers (llama-cpp-python's own) ignore
-that option; then the counts are estimated (one token per delta, four characters per
-prompt token) and ``Outcome.extra["usage"]`` says ``"estimated"`` instead of ``"reported"``.
+that option; then ``tokens_out`` is the number of content deltas (such servers send one per
+token) and ``tokens_in`` is asked of the server itself: one non-streamed, one-token
+completion of the same messages, whose ``usage.prompt_tokens`` counts the prompt as the
+server templated it (the chat template adds tens of tokens a character count cannot see;
+the server has the prompt cached by then, so the question costs one token).
+``Outcome.extra["usage"]`` says ``"reported"``, ``"counted"`` (that question answered) or
+``"estimated"`` (it failed too: four characters per prompt token).
 
 Errors are translated here, at the boundary, as httpx translates httpcore's: connection
 failures, timeouts, 429 and 5xx are retried with exponential backoff *before* any token
@@ -268,10 +273,28 @@ class OpenAICompatExecutor:
             tokens_in, tokens_out = int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0)
             extra["usage"] = "reported"
         else:
-            prompt_chars = sum(len(m["content"]) for m in messages)
-            tokens_in, tokens_out = math.ceil(prompt_chars / 4), len(pieces)
-            extra["usage"] = "estimated"
+            tokens_out = len(pieces)
+            counted = await self._count_prompt(client, model, messages)
+            if counted is not None:
+                tokens_in, extra["usage"] = counted, "counted"
+            else:
+                prompt_chars = sum(len(m["content"]) for m in messages)
+                tokens_in, extra["usage"] = math.ceil(prompt_chars / 4), "estimated"
         yield Outcome(output=output, model_used=model_used, tokens_in=tokens_in, tokens_out=tokens_out, extra=extra)
+
+    async def _count_prompt(self, client: openai.AsyncOpenAI, model: str, messages: list[dict[str, str]]) -> int | None:
+        """The server's own ``prompt_tokens`` for ``messages`` (None if it will not say).
+
+        Why: a stream without usage leaves only the raw text, which misses the chat template.
+        """
+        try:
+            answer = await client.chat.completions.create(
+                model=model, messages=cast("list[ChatCompletionMessageParam]", messages), max_tokens=1,
+                temperature=0, stream=False)
+        except openai.OpenAIError:
+            return None
+        prompt_tokens = answer.usage.prompt_tokens if answer.usage is not None else None
+        return prompt_tokens if isinstance(prompt_tokens, int) and prompt_tokens > 0 else None
 
     async def _first_model(self, client: openai.AsyncOpenAI, base_url: str) -> str:
         """The server's first listed model, for a task routed without one."""

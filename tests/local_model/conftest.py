@@ -12,7 +12,6 @@ import json
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -98,19 +97,31 @@ def direct_llama(smollm2_path: Path) -> Iterator[Any]:
 # --------------------------------------------------------------------------- llama.cpp's server
 
 
+class LlamaServer:
+    """The running ``llama_cpp.server``: its ``host:port`` and what it has logged so far."""
+
+    def __init__(self, endpoint: str, log_path: Path) -> None:
+        self.endpoint = endpoint
+        self.log_path = log_path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
 @pytest.fixture(scope="session")
-def llama_server(smollm2_path: Path) -> Iterator[str]:
-    """``host:port`` of ``python -m llama_cpp.server`` serving SmolLM2; killed at the end."""
+def llama_server(smollm2_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
+    """``python -m llama_cpp.server`` serving SmolLM2, started once; killed at the end."""
     port = free_port()
-    with tempfile.TemporaryFile() as log:
+    log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
+    with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path),
              "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--seed", "0"],
             stdout=log, stderr=subprocess.STDOUT,
         )
         try:
-            _wait_for_models(proc, port, log)
-            yield f"127.0.0.1:{port}"
+            _wait_for_models(proc, port, log_path)
+            yield LlamaServer(f"127.0.0.1:{port}", log_path)
         finally:
             proc.terminate()
             try:
@@ -120,12 +131,11 @@ def llama_server(smollm2_path: Path) -> Iterator[str]:
                 proc.wait()
 
 
-def _wait_for_models(proc: subprocess.Popen[bytes], port: int, log: Any) -> None:
+def _wait_for_models(proc: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            log.seek(0)
-            pytest.fail(f"llama_cpp.server exited with {proc.returncode}:\n{log.read().decode(errors='replace')}")
+            pytest.fail(f"llama_cpp.server exited with {proc.returncode}:\n{log_path.read_text(errors='replace')}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2) as resp:
                 if resp.status == 200:
@@ -147,6 +157,9 @@ class _Scripted(BaseHTTPRequestHandler):
     ``down-*``: HTTP 503 always.  ``bad-*``: HTTP 400 always.
     ``broken-*``: one token, then an error event inside the stream.
     ``endless-*``: a token every 10 ms until the client hangs up (recorded in ``hung_up``).
+    ``nousage-*``: streams like ``ok`` without the usage chunk, as llama-cpp-python's server
+    does; a non-streamed request answers with usage (prompt 23).
+    ``mute-*``: streams without usage and answers a non-streamed request with HTTP 404.
     """
 
     protocol_version = "HTTP/1.1"
@@ -171,7 +184,24 @@ class _Scripted(BaseHTTPRequestHandler):
             return self._error(429, "slow down", "rate_limit_error", {"Retry-After": "0"})
         if model.startswith("endless-"):
             return self._endless(model)
-        self._stream(model, broken=model.startswith("broken-"))
+        if not body.get("stream"):
+            if model.startswith("nousage-"):
+                return self._complete(model)
+            return self._error(404, "only streams here", "invalid_request_error")
+        self._stream(model, broken=model.startswith("broken-"),
+                     usage=not model.startswith(("nousage-", "mute-")))
+
+    def _complete(self, model: str) -> None:
+        payload = json.dumps({
+            "id": "chatcmpl-2", "object": "chat.completion", "created": 0, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello"}, "finish_reason": "length"}],
+            "usage": {"prompt_tokens": 23, "completion_tokens": 1, "total_tokens": 24},
+        }).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
 
     def _error(self, status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> None:
         payload = json.dumps({"error": {"message": message, "type": kind}}).encode()
@@ -201,7 +231,7 @@ class _Scripted(BaseHTTPRequestHandler):
         except OSError:
             self.hung_up.add(model)
 
-    def _stream(self, model: str, *, broken: bool) -> None:
+    def _stream(self, model: str, *, broken: bool, usage: bool = True) -> None:
         base = self._start_stream(model)
         events: list[dict[str, Any]] = [
             {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hello"}}]},
@@ -212,8 +242,10 @@ class _Scripted(BaseHTTPRequestHandler):
             events += [
                 {**base, "choices": [{"index": 0, "delta": {"content": " world"}}]},
                 {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
-                {**base, "choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": 2, "total_tokens": 13}},
             ]
+            if usage:
+                events.append({**base, "choices": [],
+                               "usage": {"prompt_tokens": 11, "completion_tokens": 2, "total_tokens": 13}})
         for event in events:
             self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
         self.wfile.write(b"data: [DONE]\n\n")

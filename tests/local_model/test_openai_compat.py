@@ -21,7 +21,7 @@ from agentcom.executors.openai_compat import (
 )
 from agentcom.protocol.messages import FileHint, TaskAssign
 
-from .conftest import ScriptedServer, free_port
+from .conftest import LlamaServer, ScriptedServer, free_port
 
 # Naming the fixture keeps anyio's plugin from also parametrizing every test with "trio".
 pytestmark = pytest.mark.usefixtures("anyio_backend")
@@ -102,8 +102,8 @@ def test_unusable_endpoints_are_config_errors(bad: str) -> None:
 
 
 @pytest.mark.anyio
-async def test_streams_smollm2_from_llama_cpp_server(llama_server: str, task_factory: MakeTask) -> None:
-    task = task_factory("Write a haiku about unit tests.", target_type="openai", endpoint=llama_server,
+async def test_streams_smollm2_from_llama_cpp_server(llama_server: LlamaServer, task_factory: MakeTask) -> None:
+    task = task_factory("Write a haiku about unit tests.", target_type="openai", endpoint=llama_server.endpoint,
                         model="smollm2", max_tokens=16)
     outputs, outcome = await collect(fast_retries(), task)
 
@@ -113,20 +113,23 @@ async def test_streams_smollm2_from_llama_cpp_server(llama_server: str, task_fac
     assert "".join(o.text for o in outputs) == outcome.output and outcome.output.strip()
     assert outcome.extra["finish_reason"] == "length"
 
-    async with openai.AsyncOpenAI(base_url=f"http://{llama_server}/v1", api_key="x") as client:
+    async with openai.AsyncOpenAI(base_url=f"http://{llama_server.endpoint}/v1", api_key="x") as client:
         reference = await client.chat.completions.create(
             model="smollm2", messages=task_messages(task), max_tokens=16, temperature=0)  # type: ignore[arg-type]
     assert outcome.output == reference.choices[0].message.content
     assert reference.usage is not None
-    # llama-cpp-python's server sends no usage in streams: one delta per token, as it reports.
-    assert outcome.extra["usage"] == "estimated"
-    assert outcome.tokens_out == reference.usage.completion_tokens
+    # llama-cpp-python's server sends no usage in streams: one delta per token, and the
+    # prompt (with the chat template around it) counted by the server on request.
+    assert outcome.extra["usage"] == "counted"
+    assert (outcome.tokens_in, outcome.tokens_out) == (reference.usage.prompt_tokens, reference.usage.completion_tokens)
+    assert outcome.tokens_in > len(task.description) / 4 + 10, "the template's tokens are counted too"
 
 
 @pytest.mark.anyio
-async def test_without_a_model_the_servers_first_model_is_used(llama_server: str, task_factory: MakeTask) -> None:
+async def test_without_a_model_the_servers_first_model_is_used(llama_server: LlamaServer,
+                                                               task_factory: MakeTask) -> None:
     task = task_factory("Say hi.", target_type="openai", max_tokens=4)
-    _, outcome = await collect(fast_retries(base_url=llama_server), task)
+    _, outcome = await collect(fast_retries(base_url=llama_server.endpoint), task)
     assert outcome.ok, outcome.error
     assert (outcome.model_used or "").endswith(".gguf")
 
@@ -143,6 +146,30 @@ async def test_usage_comes_from_the_final_usage_chunk(scripted_server: ScriptedS
     assert outcome.output == "Hello world"
     assert (outcome.tokens_in, outcome.tokens_out) == (11, 2)
     assert outcome.extra["usage"] == "reported" and outcome.extra["finish_reason"] == "stop"
+
+
+@pytest.mark.anyio
+async def test_a_stream_without_usage_asks_the_server_to_count_the_prompt(scripted_server: ScriptedServer,
+                                                                          task_factory: MakeTask) -> None:
+    model = unique("nousage")
+    task = task_factory(target_type="openai", endpoint=scripted_server.endpoint, model=model)
+    outputs, outcome = await collect(fast_retries(), task)
+    assert outcome.ok and outcome.output == "Hello world"
+    assert (outcome.tokens_in, outcome.tokens_out) == (23, 2)
+    assert outcome.extra["usage"] == "counted"
+    assert scripted_server.requests[model] == 2, "the stream, then one non-streamed count"
+
+
+@pytest.mark.anyio
+async def test_when_the_server_will_not_count_the_prompt_it_is_estimated(scripted_server: ScriptedServer,
+                                                                         task_factory: MakeTask) -> None:
+    model = unique("mute")
+    task = task_factory("x" * 40, target_type="openai", endpoint=scripted_server.endpoint, model=model)
+    _, outcome = await collect(fast_retries(), task)
+    assert outcome.ok and outcome.output == "Hello world"
+    assert (outcome.tokens_in, outcome.tokens_out) == (10, 2)  # 40 characters / 4
+    assert outcome.extra["usage"] == "estimated"
+    assert scripted_server.requests[model] == 2, "a refused count is not retried"
 
 
 @pytest.mark.anyio
