@@ -17,6 +17,8 @@ and one place (``agentcom.hub.handlers``) into an HTTP answer.
     - InvalidState         ``invalid_state``
     - NotFound             ``not_found``
     - RateLimited          ``rate_limited`` (+ retry_after_ms)
+    - StoreUnavailable     ``store_unavailable`` (HTTP 503): the store refused a write (disk full,
+                           read-only); nothing changed, the same request can be sent again later
   - PricingError           a price table that cannot be loaded
   - ExecutorError          an executor failed; ``retryable`` says whether to try again
   - HubUnavailable         a client could not reach a hub
@@ -103,6 +105,13 @@ class RateLimited(ProtocolError):
     def __init__(self, message: str, retry_after_ms: int) -> None:
         super().__init__(message, retry_after_ms=retry_after_ms)
         self.retry_after_ms = retry_after_ms
+
+
+class StoreUnavailable(ProtocolError):
+    """The store cannot take writes now (disk full, read-only file system); nothing was changed."""
+
+    code = "store_unavailable"
+    http_status = 503
 
 
 class PricingError(AgentComError):

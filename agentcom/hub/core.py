@@ -9,22 +9,28 @@ Lifecycle: queued -> assigned -> working -> completed; failed execution -> queue
 (retry) or dead_letter when attempts are used up, or failed when the sidecar says the
 failure is not retryable; cancelled from any open state. Every assignment and every
 reclaim bumps ``generation``; every assignment counts one attempt.
+
+A write the store refuses (disk full, read-only file system) changes nothing: the
+operation raises ``StoreUnavailable`` and memory is reloaded from the file (``resync``),
+which also happens when a group commit fails. Reads keep being served meanwhile.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import secrets
+import sqlite3
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, ParamSpec, Protocol, TypeVar
 
 import msgspec
 
 from agentcom.config import AgentCom
-from agentcom.errors import InvalidState, NotFound, StaleGeneration, ValidationFailed
+from agentcom.errors import InvalidState, NotFound, StaleGeneration, StoreUnavailable, ValidationFailed
 from agentcom.hub.agents import Agent, placeholder
 from agentcom.hub.pubsub import PubSub
 from agentcom.hub.ready import ReadyQueue
@@ -40,6 +46,26 @@ PRIORITY_INDEX = {name: i for i, name in enumerate(m.PRIORITIES)}
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _store_write(method: Callable[P, R]) -> Callable[P, R]:
+    """An operation whose write the store refuses leaves memory as the file has it and raises StoreUnavailable."""
+
+    @functools.wraps(method)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.Error as exc:
+            core: HubCore = args[0]  # type: ignore[assignment]
+            core.write_failed(exc)
+            raise StoreUnavailable(f"the hub cannot write its store now ({exc}); nothing was changed, "
+                                   "try again later") from None
+
+    return guarded
 
 
 @dataclass(frozen=True)
@@ -86,6 +112,7 @@ class HubCore:
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=settings.snapshot_recent)
         self.started_at = clock()
         self._load()
+        store.group.on_failure.append(self.resync)  # a failed group commit: the file is the truth
 
     # ------------------------------------------------------------------ start-up
 
@@ -120,6 +147,7 @@ class HubCore:
 
     # ------------------------------------------------------------------ submit / cancel / retry
 
+    @_store_write
     def submit(self, sub: TaskSubmission) -> Task:
         metadata = dict(sub.metadata)
         self._check_metadata(metadata)
@@ -168,6 +196,7 @@ class HubCore:
         if errors:
             raise ValidationFailed("; ".join(f"{e['field']}: {e['error']}" for e in errors), errors)
 
+    @_store_write
     def cancel(self, task_id: str) -> Task:
         task = self.tasks.get(task_id)
         if task is None:
@@ -186,6 +215,7 @@ class HubCore:
         self.schedule()
         return task
 
+    @_store_write
     def retry(self, task_id: str) -> Task:
         if task_id in self.tasks:
             raise InvalidState(f"task {task_id} is still {self.tasks[task_id].status}; only finished tasks can be retried",
@@ -209,13 +239,24 @@ class HubCore:
 
     # ------------------------------------------------------------------ sidecar connections
 
+    @_store_write
     def connect(self, hello: m.Identify, send: Callable[[msgspec.Struct], None],
                 close: Callable[[int, str], None]) -> Agent:
-        """Register an identified sidecar; answers ``identified`` and its resume entries."""
+        """Register an identified sidecar; answers ``identified`` and its resume entries.
+
+        Tasks the previous connection held and this one does not resume are reclaimed first,
+        so a refused write leaves no agent registered and nothing promised."""
         now = self.clock()
         previous = self.agents.get(hello.agent_id)
         if previous is not None and previous.online:
             previous.close(1000, "replaced by a new connection of the same agent")
+        resumed = {r.task_id: r.generation for r in hello.resume}
+        kept = {task_id for task_id, generation in resumed.items()
+                if (task := self.tasks.get(task_id)) is not None and task.assigned_to == hello.agent_id
+                and task.generation == generation}
+        for task_id in list(previous.tasks) if previous else ():
+            if task_id not in kept and task_id in self.tasks:
+                self._reclaim(self.tasks[task_id], "sidecar reconnected without it")
         agent = Agent(
             agent_id=hello.agent_id, name=hello.name, capabilities=frozenset(hello.capabilities),
             ollama_url=hello.ollama_url, models=list(hello.models),
@@ -226,19 +267,16 @@ class HubCore:
         self.agents[agent.agent_id] = agent
         send(m.Identified(agent_id=agent.agent_id, heartbeat_ms=self.settings.heartbeat_ms,
                           lease_ms=self.settings.lease_ms))
-        resumed = {r.task_id: r.generation for r in hello.resume}
-        held = dict(previous.tasks) if previous else {}
         for task_id, generation in resumed.items():
-            task = self.tasks.get(task_id)
-            if task is not None and task.assigned_to == agent.agent_id and task.generation == generation:
-                agent.tasks[task_id] = task.status
+            if task_id in kept:
+                agent.tasks[task_id] = self.tasks[task_id].status
                 send(m.TaskContinue(task_id=task_id, generation=generation))
             else:
                 send(m.TaskReassign(task_id=task_id))
-        for task_id in held:
-            if task_id not in agent.tasks and task_id in self.tasks:
-                self._reclaim(self.tasks[task_id], "sidecar reconnected without it")
-        self.router.agent_joined(agent)
+        try:
+            self.router.agent_joined(agent)
+        except sqlite3.Error as exc:  # endpoint auto-registration is best effort; a lost group closes the socket
+            log.error("could not register the endpoint of %s: %s", agent.agent_id, exc)
         self.pubsub.publish("agents", {"kind": "agent", "agent": agent.view()})
         self.schedule()
         return agent
@@ -259,7 +297,15 @@ class HubCore:
         agent.last_seen = self.clock()
 
     def sweep_leases(self) -> None:
-        """Reclaim the tasks of sidecars silent (or gone) for longer than ``lease_ms``."""
+        """Reclaim the tasks of sidecars silent (or gone) for longer than ``lease_ms``.
+
+        Runs on a timer: a refused write is logged and retried at the next sweep."""
+        try:
+            self._sweep_leases()
+        except sqlite3.Error as exc:
+            self.write_failed(exc)
+
+    def _sweep_leases(self) -> None:
         now = self.clock()
         for agent in list(self.agents.values()):
             if now - agent.last_seen <= self.settings.lease_ms:
@@ -302,6 +348,7 @@ class HubCore:
                                task_id=task_id)
         return task
 
+    @_store_write
     def accepted(self, agent: Agent, f: m.TaskAccepted) -> None:
         task = self._owned(agent, f.task_id, f.generation, "task_accepted")
         if task.status == "assigned":
@@ -313,6 +360,7 @@ class HubCore:
             self._publish_agent(agent)
         agent.send(m.TaskAck(task_id=task.task_id, status="accepted"))
 
+    @_store_write
     def rejected(self, agent: Agent, f: m.TaskRejected) -> None:
         task = self._owned(agent, f.task_id, f.generation, "task_rejected")
         self._release(agent, task.task_id)
@@ -331,6 +379,7 @@ class HubCore:
         if f.progress is not None and self.pubsub.has_listeners("tasks"):
             self.pubsub.publish("tasks", {"kind": "progress", "task_id": task.task_id, "progress": f.progress})
 
+    @_store_write
     def complete(self, agent: Agent, f: m.TaskComplete) -> None:
         task = self.tasks.get(f.task_id)
         if task is None:
@@ -359,6 +408,7 @@ class HubCore:
         self._release_dependents(task.task_id)
         self.schedule()
 
+    @_store_write
     def failed(self, agent: Agent, f: m.TaskFailed) -> None:
         task = self._owned(agent, f.task_id, f.generation, "task_failed")
         old = task.status
@@ -419,7 +469,11 @@ class HubCore:
                 self._park(task, choice)
                 continue
             decision, agent = choice
-            self._assign(task, agent, decision, now)
+            try:
+                self._assign(task, agent, decision, now)
+            except sqlite3.Error as exc:  # the task stays queued (as the file has it); scheduling resumes later
+                self.write_failed(exc)
+                break
             assigned += 1
             if agent.free_slots <= 0:
                 free.remove(agent)
@@ -459,6 +513,66 @@ class HubCore:
             "verification_steps": task.verification_steps, "complexity": task.complexity,
             "routing_decision": task.routing_decision,
         }, m.TaskAssign)
+
+    # ------------------------------------------------------------------ store failures
+
+    def write_failed(self, exc: sqlite3.Error) -> None:
+        """A write was refused: bring memory back to what the file holds."""
+        log.error("the store refused a write (%s); the hub keeps what the file holds and refuses new work", exc)
+        try:
+            self.resync()
+        except sqlite3.Error:
+            log.exception("cannot reload the hub's state from the store; memory may disagree with the file")
+
+    def resync(self) -> None:
+        """Make memory agree with the store again after a write failed: the file is the truth.
+
+        Open tasks are reloaded (the same objects where they exist); the ready queue,
+        dependency waits, agents' task maps, counts, totals and recent completions are
+        rebuilt from them, and dashboards hear of every task whose state went back.
+        """
+        before = {task_id: (t.status, t.generation) for task_id, t in self.tasks.items()}
+        reloaded: dict[str, Task] = {}
+        for fresh in self.store.load_open():
+            task = self.tasks.get(fresh.task_id)
+            if task is not None:
+                vars(task).update(vars(fresh))
+            reloaded[fresh.task_id] = task or fresh
+        self.tasks.clear()
+        self.tasks.update(reloaded)
+        for task_id in [t for t in self._parked if self.tasks.get(t) is None or self.tasks[t].status != "queued"]:
+            del self._parked[task_id]
+        self.ready = ReadyQueue(self._is_ready)
+        self._waiting_on.clear()
+        now = self.clock()
+        for agent in self.agents.values():
+            agent.tasks.clear()
+        for task in self.tasks.values():
+            if task.status == "queued":
+                if task.task_id not in self._parked:
+                    self._enqueue(task)
+            elif task.assigned_to:
+                agent = self.agents.get(task.assigned_to)
+                if agent is None:
+                    agent = self.agents[task.assigned_to] = placeholder(task.assigned_to, now)
+                agent.tasks[task.task_id] = task.status
+        self.counts.clear()
+        self.counts.update(self.store.counts())
+        self.totals_nano.update(self._load_totals())
+        if self.recent:
+            statuses = self.store.statuses(c["task_id"] for c in self.recent)
+            kept = [c for c in self.recent if statuses.get(c["task_id"]) == "completed"]
+            self.recent.clear()
+            self.recent.extend(kept)
+        for task_id, state in before.items():
+            task = self.tasks.get(task_id) or self.store.get(task_id)
+            if task is not None and (task.status, task.generation) != state:
+                self._publish_task(task)
+        for task in self.tasks.values():
+            if task.task_id not in before:
+                self._publish_task(task)
+        for agent in self.agents.values():
+            self._publish_agent(agent)
 
     # ------------------------------------------------------------------ internals
 

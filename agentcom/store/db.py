@@ -104,12 +104,26 @@ class transaction:  # noqa: N801 - used like the context manager function it rep
         return self.conn
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if not self.conn.in_transaction:
+            # SQLite rolled the whole transaction back itself (SQLITE_FULL, SQLITE_IOERR, ...): there is
+            # no savepoint to undo; an open group notices at its commit and reports the turn as failed.
+            if kind is None and not self.nested:
+                raise sqlite3.OperationalError("SQLite rolled this transaction back before its commit")
+            return
         if self.nested:
             if kind is not None:
                 self.conn.execute("ROLLBACK TO nested")
             self.conn.execute("RELEASE nested")
+        elif kind is not None:
+            self.conn.execute("ROLLBACK")
         else:
-            self.conn.execute("COMMIT" if kind is None else "ROLLBACK")
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.Error:
+                if self.conn.in_transaction:  # e.g. SQLITE_BUSY leaves it open: never leave it dangling
+                    with contextlib.suppress(sqlite3.Error):
+                        self.conn.execute("ROLLBACK")
+                raise
 
 
 _armed: dict[int, GroupCommit] = {}  # id(conn) -> the group armed for this loop turn
@@ -127,12 +141,20 @@ class GroupCommit:
     (writes pending), register such things with ``after_commit(fn)``: ``fn(True)`` runs after
     the commit (at once if nothing is pending), ``fn(False)`` if the commit failed and the
     writes are gone.
+
+    A full disk (SQLITE_FULL) or a failed write (SQLITE_IOERR) makes SQLite roll back the
+    whole transaction, not just the failing statement: the earlier writes of the turn are
+    gone too. So a turn whose transaction vanished, or whose COMMIT failed, is failed as a
+    whole: what opened after the loss is rolled back as well, every ``on_failure`` hook runs
+    (the hub core reloads its memory from the file), then every waiter gets ``False``.
     """
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self._armed = False
         self._pending: list[Callable[[bool], None]] | None = None  # None: no writes pending
+        self._lost = False  # this turn's transaction vanished under it
+        self.on_failure: list[Callable[[], None]] = []
 
     @property
     def active(self) -> bool:
@@ -151,8 +173,11 @@ class GroupCommit:
         loop.call_soon(self.commit)
 
     def _open(self) -> None:
+        if self._pending is not None:
+            self._lost = True  # opened before in this turn: SQLite rolled that transaction back
         self.conn.execute("BEGIN IMMEDIATE")
-        self._pending = []
+        if self._pending is None:
+            self._pending = []
 
     def after_commit(self, callback: Callable[[bool], None]) -> None:
         if self._pending is None:
@@ -167,15 +192,26 @@ class GroupCommit:
         pending, self._pending = self._pending, None
         if pending is None:
             return
-        ok = True
+        ok = self.conn.in_transaction and not self._lost
+        self._lost = False
         try:
-            if self.conn.in_transaction:
+            if ok:
                 self.conn.execute("COMMIT")
+            else:
+                log.error("a write of this turn failed and SQLite rolled back the turn's transaction; "
+                          "its writes are lost and not acknowledged")
         except sqlite3.Error as exc:
             ok = False
             log.error("group commit failed, its writes are lost and not acknowledged: %s", exc)
-            with contextlib.suppress(sqlite3.Error):
-                self.conn.execute("ROLLBACK")
+        if not ok:
+            if self.conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self.conn.execute("ROLLBACK")
+            for hook in self.on_failure:
+                try:
+                    hook()
+                except Exception:  # noqa: BLE001 - the waiters below must still hear of the failure
+                    log.exception("group commit failure hook failed")
         for callback in pending:
             try:
                 callback(ok)
