@@ -51,6 +51,17 @@ class AgentCom(Configurable):
     dashboard_buffer = Int(10_000, help="Frames buffered per dashboard before the oldest execution events are dropped.").tag(config=True)
     bad_frame_limit = Int(20, help="Bad frames within bad_frame_window_ms after which a socket is closed with 1008.").tag(config=True)
     bad_frame_window_ms = Int(60_000, help="Window for bad_frame_limit, in ms.").tag(config=True)
+    bad_frame_cooldown_ms = Int(30_000, help="How long the address of a socket closed for bad frames is refused "
+                                             "(HTTP 429), in ms.").tag(config=True)
+    progress_rate_limit = Int(5_000, help="task_progress frames per second per sidecar connection; more are "
+                                          "answered rate_limited.").tag(config=True)
+    frame_rate_limit = Int(1_000, help="Other frames (ping, ...) per second per sidecar connection; lifecycle "
+                                       "frames (accepted/complete/failed/rejected) are never limited.").tag(config=True)
+    identify_failure_limit = Int(10, help="Identifies with a bad token from one address within "
+                                          "identify_failure_window_ms after which it is refused.").tag(config=True)
+    identify_failure_window_ms = Int(60_000, help="Window for identify_failure_limit, in ms.").tag(config=True)
+    identify_cooldown_ms = Int(300_000, help="How long an address with too many bad identifies is refused, "
+                                             "in ms.").tag(config=True)
     fallback_wait_ms = Int(5_000, help="How long a tier waits for a healthy endpoint before it falls back, in ms.").tag(config=True)
     health_interval_ms = Int(30_000, help="How often LLM endpoints are health-checked, in ms.").tag(config=True)
     tier_targets = Dict(
@@ -88,14 +99,15 @@ class AgentCom(Configurable):
     # ------------------------------------------------------------------ validation
 
     @validate("heartbeat_ms", "lease_ms", "batch_interval_ms", "fallback_wait_ms", "health_interval_ms",
-              "bad_frame_window_ms")
+              "bad_frame_window_ms", "bad_frame_cooldown_ms", "identify_failure_window_ms", "identify_cooldown_ms")
     def _positive_ms(self, proposal: Any) -> int:
         value = proposal["value"]
         if value <= 0:
             raise TraitError(f"{proposal['trait'].name} must be a positive number of milliseconds, got {value}")
         return int(value)
 
-    @validate("max_attempts", "bad_frame_limit", "dashboard_buffer", "snapshot_recent")
+    @validate("max_attempts", "bad_frame_limit", "dashboard_buffer", "snapshot_recent", "progress_rate_limit",
+              "frame_rate_limit", "identify_failure_limit")
     def _positive_count(self, proposal: Any) -> int:
         value = proposal["value"]
         if value < 1:

@@ -12,12 +12,13 @@ import functools
 import hmac
 import io
 import logging
+import sqlite3
 from typing import Any, Awaitable, Callable
 
 import msgspec
 from tornado import web, websocket
 
-from agentcom.errors import InvalidJson, NotFound, ProtocolError, ValidationFailed
+from agentcom.errors import InvalidJson, NotFound, ProtocolError, StoreUnavailable, ValidationFailed
 from agentcom.protocol import codec
 from agentcom.protocol.api import EndpointRegistration, TaskSubmission
 
@@ -42,6 +43,10 @@ def json_api(method: Callable[..., Any]) -> Callable[..., Any]:
         except ProtocolError as exc:
             self.set_status(exc.http_status)
             self.write_json(codec.error_body(exc))
+        except sqlite3.Error as exc:  # a write outside the core (e.g. the endpoint registry) on a full/read-only disk
+            log.error("store error answering %s: %s", self.request.path, exc)
+            self.set_status(StoreUnavailable.http_status)
+            self.write_json(codec.error_body(StoreUnavailable(f"the hub cannot use its store now: {exc}")))
 
     return wrapper
 
@@ -99,11 +104,6 @@ class ApiMixin:
             raise ValidationFailed(f"{name} must be one of {', '.join(choices)}, got {raw!r}",
                                    [{"field": name, "error": f"must be one of {', '.join(choices)}"}])
         return raw
-
-
-class StoreUnavailable(ProtocolError):
-    code = "store_unavailable"
-    http_status = 503
 
 
 class HealthLogic(ApiMixin):
@@ -249,9 +249,19 @@ class SidecarSocketHandler(websocket.WebSocketHandler):
     def check_origin(self, origin: str) -> bool:
         return False  # sidecars are programs: a browser page must never open this socket
 
+    def prepare(self) -> None:
+        """An address cooling down (``agentcom.hub.guard``) is answered 429 before the upgrade."""
+        left, why = self.hub.guard.refused_for(self.request.remote_ip or "")
+        if left:
+            self.set_status(429)
+            self.set_header("Retry-After", str(-(-left // 1000)))
+            self.set_header("Content-Type", "application/json; charset=UTF-8")
+            self.finish(codec.encode_bytes({"error": "rate_limited", "message": f"{why}; try again in {left} ms",
+                                            "retry_after_ms": left}))
+
     def open(self, *args: Any, **kwargs: Any) -> None:
         self.set_nodelay(True)
-        self.session = self.hub.new_sidecar_session(self._send_frame, self._close)
+        self.session = self.hub.new_sidecar_session(self._send_frame, self._close, address=self.request.remote_ip or "")
 
     def _send_frame(self, frame: msgspec.Struct) -> None:
         if self.ws_connection is None or self.ws_connection.is_closing():

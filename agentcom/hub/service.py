@@ -21,6 +21,7 @@ from agentcom.config import AgentCom
 from agentcom.errors import InvalidState, StoreError
 from agentcom.hub.basic_router import BasicRouter
 from agentcom.hub.core import HubCore, Router
+from agentcom.hub.guard import AddressGuard
 from agentcom.hub.session import SidecarSession
 from agentcom.protocol.api import TaskSubmission
 from agentcom.store import tokens
@@ -65,6 +66,7 @@ class HubService:
         self.admin_token = self.settings.admin_token or load_or_create_admin_token(self.settings.db_path)
         self.router = router or self._default_router()
         self.core = HubCore(self.settings, self.store, self.router, call_later=self._call_later)
+        self.guard = AddressGuard(self.settings, self.core.clock)  # per-address cool-downs of sidecar sockets
         self._timers: list[PeriodicCallback] = []
         self._loop: IOLoop | None = None
         self.dashboards = 0
@@ -145,8 +147,10 @@ class HubService:
     def verify_agent_token(self, agent_id: str, token: str) -> bool:
         return tokens.verify_token(self.conn, agent_id, token)
 
-    def new_sidecar_session(self, send: Callable[[msgspec.Struct], None], close: Callable[[int, str], None]) -> SidecarSession:
-        return SidecarSession(self.core, send, close, self.verify_agent_token)
+    def new_sidecar_session(self, send: Callable[[msgspec.Struct], None], close: Callable[[int, str], None],
+                            address: str = "") -> SidecarSession:
+        """A session for one sidecar socket; ``address`` (the peer's IP) is what cool-downs are kept by."""
+        return SidecarSession(self.core, send, close, self.verify_agent_token, address=address, guard=self.guard)
 
     # ------------------------------------------------------------------ endpoints (model-aware routing)
 

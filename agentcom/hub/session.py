@@ -2,8 +2,16 @@
 
 Transport-free: the Tornado handler feeds raw text in and gets frames out through
 ``send``. Bad frames are answered with an error frame and change nothing; too many of
-them within a window close the socket with 1008. Lifecycle frames are never rate
-limited; progress frames have their own budget so a flood cannot starve them.
+them within a window close the socket with 1008 and have its address refused for a
+while (``agentcom.hub.guard``), as do too many identifies with a bad token.
+
+Rate budgets are per connection and separate, so a flood of one kind never starves
+another: ``task_progress`` has ``progress_rate_limit`` frames per second, every other
+frame but the lifecycle ones (ping, identify again) ``frame_rate_limit``; lifecycle frames
+(``task_accepted``, ``task_complete``, ``task_failed``, ``task_rejected``) are never
+limited. A frame over its budget is answered ``rate_limited`` with ``retry_after_ms``.
+A frame whose write the store refuses is answered ``store_unavailable``; the session
+goes on.
 
 Each frame's writes join the store's group commit for this loop turn; frames out (acks
 above all) and closes wait in an outbox until that commit, so a sidecar never hears of
@@ -14,16 +22,19 @@ from __future__ import annotations
 
 import collections
 import logging
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import msgspec
 
 from agentcom.errors import (InvalidState, NotFound, NotIdentified, ProtocolError, RateLimited, StaleGeneration,
-                             Unauthorized)
+                             StoreUnavailable, Unauthorized)
 from agentcom.hub.agents import Agent
 from agentcom.hub.core import HubCore
 from agentcom.protocol import codec
 from agentcom.protocol import messages as m
+
+if TYPE_CHECKING:
+    from agentcom.hub.guard import AddressGuard
 
 log = logging.getLogger(__name__)
 
@@ -31,17 +42,26 @@ CLOSE_POLICY = 1008
 
 
 class RateWindow:
-    """Counts events in a sliding window; ``hit`` says whether the limit is now exceeded."""
+    """Counts events in a sliding window; ``hit`` says whether the limit is now exceeded.
+
+    An event over the limit is refused and not counted, so the window holds at most
+    ``limit`` entries however hard a peer floods."""
 
     def __init__(self, limit: int, window_ms: int) -> None:
         self.limit, self.window_ms = limit, window_ms
         self._hits: collections.deque[int] = collections.deque()
 
     def hit(self, now: int) -> bool:
-        self._hits.append(now)
         while self._hits and now - self._hits[0] > self.window_ms:
             self._hits.popleft()
-        return len(self._hits) > self.limit
+        if len(self._hits) >= self.limit:
+            return True
+        self._hits.append(now)
+        return False
+
+    def active(self, now: int) -> bool:
+        """Whether any counted event is still inside the window."""
+        return bool(self._hits) and now - self._hits[-1] <= self.window_ms
 
     def retry_after(self, now: int) -> int:
         return max(1, self.window_ms - (now - self._hits[0])) if self._hits else 0
@@ -49,16 +69,22 @@ class RateWindow:
 
 def _abuse(exc: ProtocolError, frame: msgspec.Struct | None) -> bool:
     """Whether a refused frame counts towards closing the socket."""
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, (RateLimited, StoreUnavailable)):
         return False
     # progress still on the wire when its task was cancelled or handed to another generation is a race
     return not (isinstance(frame, m.TaskProgress) and isinstance(exc, (StaleGeneration, InvalidState, NotFound)))
 
 
+_UNLIMITED = (m.TaskAccepted, m.TaskComplete, m.TaskFailed, m.TaskRejected)  # lifecycle: always processed
+
+
 class SidecarSession:
     def __init__(self, core: HubCore, send: Callable[[msgspec.Struct], None], close: Callable[[int, str], None],
-                 verify_token: Callable[[str, str], bool], progress_per_second: int = 5_000) -> None:
+                 verify_token: Callable[[str, str], bool], *, address: str = "",
+                 guard: AddressGuard | None = None) -> None:
         self.core = core
+        self.address = address  # the peer's IP ("" in-process): what cool-downs are kept by
+        self._guard = guard if address else None
         self._send = send
         self._close = close
         self._verify = verify_token
@@ -68,7 +94,8 @@ class SidecarSession:
         self._outbox: list[msgspec.Struct | tuple[int, str]] = []  # frames, or (code, reason) for a close
         s = core.settings
         self._bad = RateWindow(s.bad_frame_limit, s.bad_frame_window_ms)
-        self._progress = RateWindow(progress_per_second, 1000)
+        self._progress = RateWindow(s.progress_rate_limit, 1000)
+        self._frames = RateWindow(s.frame_rate_limit, 1000)
 
     def send(self, frame: msgspec.Struct) -> None:
         if self.closed:
@@ -115,26 +142,38 @@ class SidecarSession:
         except ProtocolError as exc:
             self.send(codec.error_frame(exc))
             if isinstance(exc, Unauthorized):
+                if self._guard is not None:
+                    self._guard.bad_identify(self.address)
                 self.close(CLOSE_POLICY, "unauthorized")
+            elif isinstance(exc, RateLimited) and self.agent is None:  # the address is cooling down
+                self.close(CLOSE_POLICY, "too many failures from this address; try again later")
             elif _abuse(exc, frame) and self._bad.hit(self.core.clock()):
+                if self._guard is not None:
+                    self._guard.abusive(self.address)
                 self.close(CLOSE_POLICY, "too many bad frames")
 
     def _dispatch(self, frame: msgspec.Struct) -> None:
         if self.agent is None:
             if not isinstance(frame, m.Identify):
                 raise NotIdentified(f"the first frame must be identify, got {frame.__struct_config__.tag}")
+            if self._guard is not None:
+                self._guard.check_identify(self.address)  # before the token is looked at
             if not self._verify(frame.agent_id, frame.token):
                 raise Unauthorized(f"token is not valid for agent {frame.agent_id!r}")
             self.agent = self.core.connect(frame, self.send, self.close)
             return
         core, agent = self.core, self.agent
+        if not isinstance(frame, _UNLIMITED):
+            now = core.clock()
+            budget = self._progress if isinstance(frame, m.TaskProgress) else self._frames
+            if budget.hit(now):
+                kind = frame.__struct_config__.tag
+                raise RateLimited(f"{kind} rate limit exceeded ({budget.limit}/s on this connection)",
+                                  retry_after_ms=budget.retry_after(now))
         match frame:
             case m.Ping():
                 self.send(m.Pong(timestamp=core.clock()))
             case m.TaskProgress():
-                now = core.clock()
-                if self._progress.hit(now):
-                    raise RateLimited("task_progress rate limit exceeded", retry_after_ms=self._progress.retry_after(now))
                 core.progress(agent, frame)
             case m.TaskAccepted():
                 core.accepted(agent, frame)
