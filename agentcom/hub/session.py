@@ -140,7 +140,12 @@ class SidecarSession:
             frame = codec.sidecar_decoder.decode(raw)
             self._dispatch(frame)
         except ProtocolError as exc:
-            self.send(codec.error_frame(exc))
+            if isinstance(exc, StoreUnavailable) and not self._outbox and not self.closed:
+                # acknowledges nothing, so it need not wait for this turn's commit, which a write
+                # SQLite rolled back whole (disk full) fails: the session goes on
+                self._send(codec.error_frame(exc))
+            else:
+                self.send(codec.error_frame(exc))
             if isinstance(exc, Unauthorized):
                 if self._guard is not None:
                     self._guard.bad_identify(self.address)

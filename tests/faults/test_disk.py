@@ -1,0 +1,235 @@
+"""A hub whose disk fills up or turns read-only while it runs: it refuses new work with a clear
+error, keeps everything it had, keeps serving reads, and carries on once it can write again.
+
+The faults are real SQLite conditions on the hub's own live connection (we run as root, so
+chmod stops nothing):
+
+- disk full: ``PRAGMA max_page_count`` lowered to what the file holds now. A write that needs
+  a new page fails with SQLITE_FULL ("database or disk is full"), exactly as on a full
+  disk, and SQLite rolls back the *whole* open transaction, not just that statement.
+- read-only connection: ``PRAGMA query_only``; every write, BEGIN IMMEDIATE included, fails
+  with SQLITE_READONLY ("attempt to write a readonly database").
+- read-only file: ``chattr +i`` on the DB and its WAL. The kernel then refuses writes to the
+  already open files even for root (EPERM), as after a read-only remount: the statements
+  run in the page cache and the COMMIT fails with SQLITE_IOERR_WRITE. Needs root and a
+  file system with the immutable flag (ext4, xfs, btrfs); skipped elsewhere.
+
+After every fault the file passes ``PRAGMA integrity_check``, every task the hub accepted is
+in it, and memory agrees with it (``hub.test_invariants._check``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from agentcom import Hub
+from agentcom.errors import StoreUnavailable
+from agentcom.protocol import messages as m
+from hub.conftest import make_hub, sidecar_ws  # noqa: F401  (fixtures shared with the hub tests)
+from hub.test_invariants import _check
+from hub.wire import Api, result
+
+pytestmark = pytest.mark.anyio
+
+BIG = "x" * 200_000  # spans ~50 overflow pages: never fits in the free space of existing pages
+UNLIMITED_PAGES = 1_073_741_823  # SQLite's default max_page_count
+
+
+def _fill(hub: Hub, spare_pages: int = 0) -> None:
+    """The disk is full: the file may grow by ``spare_pages`` pages at most."""
+    pages = hub.conn.execute("PRAGMA page_count").fetchone()[0]
+    hub.conn.execute(f"PRAGMA max_page_count = {pages + spare_pages}")
+
+
+def _free(hub: Hub) -> None:
+    hub.conn.execute(f"PRAGMA max_page_count = {UNLIMITED_PAGES}")
+
+
+def _healthy(hub: Hub, accepted: list[str]) -> None:
+    """The file is intact, holds every task the hub accepted, and memory agrees with it."""
+    assert hub.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    stored = {r[0] for r in hub.conn.execute("SELECT task_id FROM tasks")}
+    assert set(accepted) <= stored
+    _check(hub, [])
+
+
+@contextlib.contextmanager
+def _immutable(*files: Path) -> Iterator[None]:
+    """``chattr +i`` on ``files`` for the block (always undone, or the test's files stay undeletable)."""
+    chattr = shutil.which("chattr")
+    if chattr is None:
+        pytest.skip("chattr is not installed")
+    done = subprocess.run([chattr, "+i", *map(str, files)], capture_output=True, text=True)
+    if done.returncode != 0:
+        subprocess.run([chattr, "-i", *map(str, files)], capture_output=True)
+        pytest.skip(f"cannot make files immutable here: {done.stderr.strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run([chattr, "-i", *map(str, files)], check=True)
+
+
+async def _assigned(hub: Hub, sidecar: Any, api: Api) -> tuple[str, dict[str, Any]]:
+    task_id = await api.submit(description="job")
+    assign = await sidecar.assignment()
+    assert assign["task_id"] == task_id
+    await sidecar.accept(assign)
+    return task_id, assign
+
+
+async def test_a_full_disk_refuses_submits_keeps_reads_and_recovers(make_hub) -> None:
+    hub = await make_hub()
+    api = Api(hub)
+    try:
+        accepted = [await api.submit(description=f"before {i}") for i in range(3)]
+        _fill(hub)
+
+        status, body = await api.call("POST", "/agentcom/api/tasks", {"description": BIG[:9_000]})
+        assert status == 503 and body["error"] == "store_unavailable", body
+        assert "database or disk is full" in body["message"]
+        with pytest.raises(StoreUnavailable):
+            hub.submit_dict({"description": BIG[:9_000]})  # the Python API says the same
+        status, listing = await api.call("GET", "/agentcom/api/tasks")  # reads go on
+        assert status == 200 and sorted(t["task_id"] for t in listing["tasks"]) == sorted(accepted)
+        status, snapshot = await api.call("GET", "/agentcom/api/snapshot")
+        assert status == 200 and snapshot["queue"]["queued"] == 3
+        _healthy(hub, accepted)
+
+        _free(hub)
+        accepted.append(await api.submit(description=BIG[:9_000]))
+        assert hub.core.counts["queued"] == 4
+        _healthy(hub, accepted)
+    finally:
+        api.close()
+
+
+async def test_a_completion_the_full_disk_refuses_is_answered_and_the_session_goes_on(make_hub, sidecar_ws) -> None:
+    hub = await make_hub()
+    api = Api(hub)
+    try:
+        sidecar = await sidecar_ws(hub)
+        task_id, assign = await _assigned(hub, sidecar, api)
+        _fill(hub)
+
+        await sidecar.send(m.TaskComplete(task_id=task_id, generation=assign["generation"], result=result(output=BIG)))
+        error = await sidecar.error("store_unavailable")
+        assert "database or disk is full" in error["message"]
+        await sidecar.nothing_else()  # the socket is still served: ping -> pong, and no ack came
+        detail = await api.task(task_id)
+        assert (detail["status"], detail["result"]) == ("working", None)
+        assert hub.conn.execute("SELECT count(*) FROM executions").fetchone()[0] == 0
+        _healthy(hub, [task_id])
+
+        _free(hub)
+        await sidecar.complete(assign, output=BIG)  # the same frame again: acknowledged now
+        detail = await api.task(task_id)
+        assert detail["status"] == "completed" and detail["result"]["output"] == BIG
+        assert hub.core.snapshot()["totals"]["tokens_out"] == 20
+        _healthy(hub, [task_id])
+    finally:
+        api.close()
+
+
+async def test_a_turn_whose_transaction_sqlite_rolled_back_acknowledges_none_of_it(make_hub, sidecar_ws) -> None:
+    """Two frames in one loop turn share a group commit; the second fills the disk and SQLite
+    rolls the whole transaction back, the first frame's write with it: that write must not be
+    acknowledged and memory must forget it too."""
+    hub = await make_hub()
+    api = Api(hub)
+    try:
+        sidecar = await sidecar_ws(hub, concurrency=2)
+        first = await api.submit(description="first")
+        second = await api.submit(description="second")
+        assigns = {a["task_id"]: a for a in [await sidecar.assignment(), await sidecar.assignment()]}
+        await sidecar.accept(assigns[second])
+        agent = hub.core.agents["agent-1"]
+        _fill(hub, spare_pages=8)  # room for an accept (a row update, a history line), not for BIG
+
+        hub.store.group.begin()  # what the socket handler does for frames read in one turn
+        hub.core.accepted(agent, m.TaskAccepted(task_id=first, generation=assigns[first]["generation"]))
+        assert hub.core.tasks[first].status == "working"
+        with pytest.raises(StoreUnavailable):
+            hub.core.complete(agent, m.TaskComplete(task_id=second, generation=assigns[second]["generation"],
+                                                    result=result(output=BIG)))
+        assert hub.core.tasks[first].status == "assigned"  # memory is back to what the file holds
+        assert await hub.store.group.committed() is False
+
+        code, reason = await sidecar.closed()  # its held ack acknowledged a lost write
+        assert code == 1011 and "could not store" in (reason or "")
+        statuses = dict(hub.conn.execute("SELECT task_id, status FROM tasks").fetchall())
+        assert statuses == {first: "assigned", second: "working"}
+        _healthy(hub, [first, second])
+
+        _free(hub)
+        again = await sidecar_ws(hub, concurrency=2, resume=[m.ResumeEntry(task_id=t, generation=a["generation"])
+                                                             for t, a in assigns.items()])
+        assert {(await again.recv())["type"] for _ in assigns} == {"task_continue"}
+        await again.run(assigns[first])
+        await again.complete(assigns[second])
+        assert hub.core.counts["completed"] == 2
+        _healthy(hub, [first, second])
+    finally:
+        api.close()
+
+
+async def test_a_read_only_connection_refuses_writes_and_recovers(make_hub, sidecar_ws) -> None:
+    hub = await make_hub()
+    api = Api(hub)
+    try:
+        sidecar = await sidecar_ws(hub)
+        task_id, assign = await _assigned(hub, sidecar, api)
+        hub.conn.execute("PRAGMA query_only = ON")
+
+        status, body = await api.call("POST", "/agentcom/api/tasks", {"description": "more work"})
+        assert status == 503 and body["error"] == "store_unavailable", body
+        assert "readonly" in body["message"]
+        status, body = await api.call("POST", f"/agentcom/api/tasks/{task_id}/cancel")
+        assert status == 503 and body["error"] == "store_unavailable", body
+        await sidecar.send(m.TaskComplete(task_id=task_id, generation=assign["generation"], result=result()))
+        await sidecar.error("store_unavailable")
+        await sidecar.nothing_else()
+        assert (await api.task(task_id))["status"] == "working"
+        _healthy(hub, [task_id])
+
+        hub.conn.execute("PRAGMA query_only = OFF")
+        await sidecar.complete(assign)
+        accepted = [task_id, await api.submit(description="more work")]
+        assert hub.core.counts["completed"] == 1 and hub.core.counts["assigned"] == 1
+        _healthy(hub, accepted)
+    finally:
+        api.close()
+
+
+async def test_an_immutable_file_fails_the_commit_and_nothing_is_acknowledged(make_hub, sidecar_ws, tmp_path) -> None:
+    db = tmp_path / "ro.db"
+    hub = await make_hub(db_path=str(db))
+    api = Api(hub)
+    try:
+        sidecar = await sidecar_ws(hub)
+        task_id, assign = await _assigned(hub, sidecar, api)
+        with _immutable(db, Path(f"{db}-wal")):
+            status, body = await api.call("POST", "/agentcom/api/tasks", {"description": "more work"})
+            assert status == 503 and body["error"] == "store_unavailable", body
+            assert len(hub.core.tasks) == 1  # the refused task is not kept in memory either
+
+            await sidecar.send(m.TaskComplete(task_id=task_id, generation=assign["generation"], result=result()))
+            code, _ = await sidecar.closed()  # the commit under its ack failed: reconnect and resume
+            assert code == 1011
+            status, detail = await api.call("GET", f"/agentcom/api/tasks/{task_id}")
+            assert status == 200 and detail["status"] == "working"
+            _healthy(hub, [task_id])
+
+        again = await sidecar_ws(hub, resume=[m.ResumeEntry(task_id=task_id, generation=assign["generation"])])
+        await again.expect("task_continue", task_id=task_id)
+        await again.complete(assign)
+        accepted = [task_id, await api.submit(description="more work")]
+        assert len(accepted) == len(set(accepted)) and hub.core.counts["completed"] == 1
+        _healthy(hub, accepted)
+    finally:
+        api.close()
