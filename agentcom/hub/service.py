@@ -76,7 +76,7 @@ class HubService:
         if self.settings.routing == "explicit":
             return BasicRouter(self.settings)
         from agentcom.pricing import PriceTable
-        from agentcom.routing.budget import spend_from_executions
+        from agentcom.routing.budget import ExecutionSpend
         from agentcom.routing.hub_router import ModelRouter
         from agentcom.routing.registry import EndpointRegistry
 
@@ -88,7 +88,7 @@ class HubService:
 
         self.registry = EndpointRegistry.from_settings(self.settings, conn=self.conn, on_change=self._endpoint_changed)
         self.registry.load()
-        return ModelRouter(self.settings, self.registry, spend=lambda now: spend_from_executions(self.conn, now),
+        return ModelRouter(self.settings, self.registry, spend=ExecutionSpend(self.conn),
                            estimate_usd=estimate_usd)
 
     def _endpoint_changed(self, change: Any) -> None:

@@ -14,7 +14,7 @@ Nothing here imports Tornado or the hub; the hub calls in.
 
 from agentcom.routing.addresses import EndpointAddress, host_of, parse_address
 from agentcom.routing.agents import AgentView, choose_agent
-from agentcom.routing.budget import Spend, estimate_tokens, spend_from_executions
+from agentcom.routing.budget import ExecutionSpend, Spend, estimate_tokens, spend_from_executions
 from agentcom.routing.classifier import Classifier, classify, explain
 from agentcom.routing.endpoints import EndpointChange, EndpointView, RegistrySnapshot, ResourceReport
 from agentcom.routing.policy import RoutingPolicy
@@ -31,6 +31,7 @@ __all__ = [
     "EndpointChange",
     "EndpointRegistry",
     "EndpointView",
+    "ExecutionSpend",
     "ModelRouter",
     "RegistrySnapshot",
     "ResourceReport",

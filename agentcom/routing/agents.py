@@ -16,9 +16,11 @@ The original took the first capable idle agent, so one sidecar got everything.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Collection, Iterable
+from typing import Any, Callable, Collection, Iterable, TypeVar
 
 __all__ = ["AgentView", "choose_agent"]
+
+A = TypeVar("A")
 
 
 @dataclass(frozen=True)
@@ -36,25 +38,35 @@ class AgentView:
     last_assigned_at: int | None = None
 
 
+def _own_host(agent: Any) -> str | None:
+    return agent.ollama_host  # type: ignore[no-any-return]
+
+
 def choose_agent(
-    agents: Iterable[AgentView],
+    agents: Iterable[A],
     *,
     needed_capabilities: Collection[str] = (),
     near_host: str | None = None,
     assign_to: str | None = None,
     avoid_agents: Collection[str] = (),
-) -> AgentView | None:
-    """The agent to assign to, or None if no offered agent may take the task."""
+    host_of: Callable[[A], str | None] = _own_host,
+) -> A | None:
+    """The agent to assign to, or None if no offered agent may take the task.
+
+    Agents are ``AgentView``s, or any objects with ``agent_id``, ``capabilities`` (a set)
+    and ``last_assigned_at`` when ``host_of`` gives their host: the hub offers every idle
+    agent for every task, so it passes its own agents rather than building a view of each.
+    """
     needed = frozenset(needed_capabilities)
-    best: tuple[tuple[int, int, int, str], AgentView] | None = None
+    best: tuple[tuple[int, int, int, str], A] | None = None
     for agent in agents:
         if assign_to is not None and agent.agent_id != assign_to:
             continue
-        if not needed <= agent.capabilities:
+        if needed and not needed <= agent.capabilities:
             continue
         key = (
-            1 if agent.agent_id in avoid_agents and assign_to is None else 0,
-            0 if near_host is not None and agent.ollama_host == near_host else 1,
+            1 if assign_to is None and agent.agent_id in avoid_agents else 0,
+            0 if near_host is not None and host_of(agent) == near_host else 1,
             agent.last_assigned_at or 0,
             agent.agent_id,
         )

@@ -20,7 +20,8 @@ from typing import Callable
 
 from agentcom.protocol.messages import ComplexitySignals
 
-__all__ = ["BudgetVerdict", "EstimateUsd", "Spend", "check_budget", "estimate_tokens", "spend_from_executions"]
+__all__ = ["BudgetVerdict", "EstimateUsd", "Spend", "ExecutionSpend", "check_budget", "estimate_tokens",
+           "spend_from_executions"]
 
 EstimateUsd = Callable[[str, int, int], "float | None"]
 
@@ -84,6 +85,54 @@ def spend_from_executions(conn: sqlite3.Connection, now: int) -> Spend:
         (_day_start(now), _month_start(now)),
     ).fetchone()
     return Spend(today_usd=int(row[0]) / 1e9, month_usd=int(row[1]) / 1e9)
+
+
+class ExecutionSpend:
+    """``spend_from_executions`` kept current by reading only the rows added since the last call.
+
+    The hub asks before every cloud task; summing the month's runs each time cost ~1 ms per
+    thousand runs (13 ms with 10,000 runs today). Executions rows are only ever inserted, so
+    the sums move by the rows above the last id seen. Everything is summed again when the UTC
+    day or month changes, and at least every ``resum_ms`` (a rolled-back insert can leave
+    a counted row behind).
+    """
+
+    def __init__(self, conn: sqlite3.Connection, *, resum_ms: int = 60_000) -> None:
+        self._conn = conn
+        self._resum_ms = resum_ms
+        self._period: tuple[int, int] | None = None  # (day start, month start) the sums are for
+        self._summed_at = 0
+        self._last_id = 0
+        self._today_nano = 0
+        self._month_nano = 0
+
+    def __call__(self, now: int) -> Spend:
+        period = (_day_start(now), _month_start(now))
+        if period != self._period or abs(now - self._summed_at) >= self._resum_ms:
+            self._resum(period, now)
+        else:
+            day, month = period
+            rows = self._conn.execute(
+                "SELECT id, completed_at, cost_nusd FROM executions WHERE id > ? ORDER BY id", (self._last_id,)
+            ).fetchall()
+            for row_id, completed_at, cost in rows:
+                self._last_id = row_id
+                if cost is not None and completed_at >= month:
+                    self._month_nano += cost
+                    if completed_at >= day:
+                        self._today_nano += cost
+        return Spend(today_usd=self._today_nano / 1e9, month_usd=self._month_nano / 1e9)
+
+    def _resum(self, period: tuple[int, int], now: int) -> None:
+        day, month = period
+        last = int(self._conn.execute("SELECT coalesce(max(id), 0) FROM executions").fetchone()[0])
+        row = self._conn.execute(
+            "SELECT coalesce(sum(CASE WHEN completed_at >= ? THEN cost_nusd END), 0), coalesce(sum(cost_nusd), 0) "
+            "FROM executions WHERE completed_at >= ? AND id <= ?",
+            (day, month, last),
+        ).fetchone()
+        self._period, self._summed_at, self._last_id = period, now, last
+        self._today_nano, self._month_nano = int(row[0]), int(row[1])
 
 
 def check_budget(

@@ -26,7 +26,7 @@ import msgspec
 from agentcom.errors import ValidationFailed
 from agentcom.protocol.messages import Complexity
 from agentcom.routing.addresses import host_of
-from agentcom.routing.agents import AgentView, choose_agent
+from agentcom.routing.agents import choose_agent
 from agentcom.routing.budget import EstimateUsd, Spend
 from agentcom.routing.classifier import Classifier
 from agentcom.routing.endpoints import EndpointView
@@ -75,6 +75,8 @@ class ModelRouter:
         self._wait_factory = wait_factory
         self._waiting_since: dict[str, int] = {}
         self._last: collections.OrderedDict[str, tuple[str, str | None]] = collections.OrderedDict()
+        self._hosts: dict[str | None, str | None] = {}  # ollama_url -> host_of(ollama_url)
+        self._spent: tuple[int, Spend] | None = None  # (now, spend at now)
 
     # ------------------------------------------------------------------ the hub's Router interface
 
@@ -98,7 +100,7 @@ class ModelRouter:
             now=now,
             waiting_since=self._waiting_since.get(task.task_id),
             avoid_endpoints=self._avoid_endpoints(task),
-            spend=self._spend(now) if self._spend is not None and self.policy.has_budget else Spend(),
+            spend=self._spend_at(now),
             estimate_usd=self._estimate_usd,
         )
         if isinstance(result, Wait):
@@ -166,14 +168,30 @@ class ModelRouter:
         return {previous} if isinstance(previous, str) else set()
 
     def _choose(self, task: Any, agents: Sequence[Any], routed: Routed) -> Any | None:
-        by_id = {agent.agent_id: agent for agent in agents}
-        views = [AgentView(agent_id=a.agent_id, capabilities=frozenset(a.capabilities or ()),
-                           ollama_host=host_of(getattr(a, "ollama_url", None)),
-                           last_assigned_at=getattr(a, "last_assigned_at", None)) for a in agents]
         last = self._last.get(task.task_id)
-        chosen = choose_agent(views, needed_capabilities=task.needed_capabilities or (), near_host=routed.near_host,
-                              assign_to=task.assign_to, avoid_agents={last[0]} if last else ())
-        return by_id[chosen.agent_id] if chosen is not None else None
+        return choose_agent(agents, needed_capabilities=task.needed_capabilities or (), near_host=routed.near_host,
+                            assign_to=task.assign_to, avoid_agents={last[0]} if last else (), host_of=self._host)
+
+    def _host(self, agent: Any) -> str | None:
+        """Host of the agent's ``ollama_url``, parsed once per URL: every idle agent is offered for
+        every task, and parsing each URL again cost more than the rest of routing."""
+        url = getattr(agent, "ollama_url", None)
+        try:
+            return self._hosts[url]
+        except KeyError:
+            if len(self._hosts) >= _MEMORY:
+                self._hosts.clear()
+            host = self._hosts[url] = host_of(url)
+            return host
+
+    def _spend_at(self, now: int) -> Spend:
+        """Spend so far, asked once per instant: one scheduling pass routes many tasks at the same
+        ``now`` and records no execution in between, and each ask is a query over the month's runs."""
+        if self._spend is None or not self.policy.has_budget:
+            return Spend()
+        if self._spent is None or self._spent[0] != now:
+            self._spent = (now, self._spend(now))
+        return self._spent[1]
 
     def _remember(self, task_id: str, agent_id: str, endpoint_id: str | None) -> None:
         self._last[task_id] = (agent_id, endpoint_id)
