@@ -140,6 +140,8 @@ class SidecarSession:
             frame = codec.sidecar_decoder.decode(raw)
             self._dispatch(frame)
         except ProtocolError as exc:
+            if isinstance(exc, StoreUnavailable) and isinstance(getattr(frame, "task_id", None), str):
+                exc.extra.setdefault("task_id", frame.task_id)  # type: ignore[union-attr]  # which outcome to send again
             if isinstance(exc, StoreUnavailable) and not self._outbox and not self.closed:
                 # acknowledges nothing, so it need not wait for this turn's commit, which a write
                 # SQLite rolled back whole (disk full) fails: the session goes on

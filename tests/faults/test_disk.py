@@ -119,7 +119,7 @@ async def test_a_completion_the_full_disk_refuses_is_answered_and_the_session_go
 
         await sidecar.send(m.TaskComplete(task_id=task_id, generation=assign["generation"], result=result(output=BIG)))
         error = await sidecar.error("store_unavailable")
-        assert "database or disk is full" in error["message"]
+        assert "database or disk is full" in error["message"] and error["task_id"] == task_id
         await sidecar.nothing_else()  # the socket is still served: ping -> pong, and no ack came
         detail = await api.task(task_id)
         assert (detail["status"], detail["result"]) == ("working", None)
