@@ -60,6 +60,8 @@ class FrameDecoder:
             obj = msgspec.json.decode(raw)
         except msgspec.DecodeError as exc:
             raise InvalidJson(f"frame is not valid JSON: {exc}") from None
+        except RecursionError:  # a deep array or scalar nest fails the typed decoder first, then lands here
+            raise InvalidJson("frame is not valid JSON: nested too deeply") from None
         if not isinstance(obj, dict):
             raise ValidationFailed(
                 f"a frame must be a JSON object, got {_json_kind(obj)}",
@@ -74,8 +76,9 @@ class FrameDecoder:
             )
         cls = self._by_tag.get(frame_type)
         if cls is None:
-            raise UnknownType(
-                f"unknown frame type {frame_type!r}; expected one of {', '.join(self.types)}",
+            shown = repr(frame_type) if len(frame_type) <= 64 else f"{frame_type[:64]!r}... ({len(frame_type)} chars)"
+            raise UnknownType(  # the type is echoed cut short: an error never sends a huge frame back
+                f"unknown frame type {shown}; expected one of {', '.join(self.types)}",
                 known_types=list(self.types),
             )
         try:
