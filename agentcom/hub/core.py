@@ -101,6 +101,9 @@ class HubCore:
         self.router = router
         self.clock = clock
         self.pubsub = pubsub or PubSub()
+        # Called with the Task itself after each change of its state (metrics): no summary dict is
+        # built for them, so the ``tasks`` topic costs nothing while no dashboard listens.
+        self.transitions: list[Callable[[Task], None]] = []
         self._call_later = call_later
         self.tasks: dict[str, Task] = {}          # open tasks only
         self.agents: dict[str, Agent] = {}
@@ -404,7 +407,8 @@ class HubCore:
         completion = self._completion(task, agent.agent_id, f.result.execution_ms, task.completed_at or 0)
         self.recent.append(completion)
         self._publish_task(task)
-        self.pubsub.publish("tasks", {"kind": "completion", "completion": completion})
+        if self.pubsub.has_listeners("tasks"):
+            self.pubsub.publish("tasks", {"kind": "completion", "completion": completion})
         self._release_dependents(task.task_id)
         self.schedule()
 
@@ -683,6 +687,12 @@ class HubCore:
         }
 
     def _publish_task(self, task: Task) -> None:
+        for listener in tuple(self.transitions):
+            try:
+                listener(task)
+            except Exception:  # noqa: BLE001 - as with pubsub: a bad listener is dropped, the hub goes on
+                log.exception("task transition listener failed; removing it")
+                self.transitions.remove(listener)
         if self.pubsub.has_listeners("tasks"):
             self.pubsub.publish("tasks", {"kind": "task", "task": task_summary(task)})
 

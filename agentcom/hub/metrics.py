@@ -5,7 +5,8 @@ share or clash over series, and nothing lands in prometheus_client's global regi
 
 Gauges and money totals are read at scrape time from the hub's state and its store, so they
 are exact and survive restarts (the cost counters are sums over the executions table).
-Latency histograms and the execution event counter are fed live from the hub's pubsub.
+Latency histograms are fed live with each task transition (``HubCore.transitions``: the task
+itself, no summary built), the execution event counter from the hub's pubsub.
 
 | metric | type | labels |
 |---|---|---|
@@ -33,7 +34,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from tornado import web
 
-from agentcom.store.tasks import ALL_STATES
+from agentcom.store.tasks import ALL_STATES, Task
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 _FINAL = frozenset({"completed", "failed", "dead_letter", "cancelled"})
@@ -56,35 +57,36 @@ class HubMetrics:
         self.registry.register(_StateCollector(hub, fanout))
         self._queued_at: dict[str, int] = {}
         self._event_counters: dict[str, Any] = {}   # labelled children, looked up once per event type
-        self._unsubscribe = hub.core.pubsub.subscribe(self._on_message, ("tasks", "execution"))
+        self._transitions: list[Any] = hub.core.transitions
+        self._transitions.append(self._on_transition)
+        self._unsubscribe = hub.core.pubsub.subscribe(self._on_event, ("execution",))
 
     def close(self) -> None:
         self._unsubscribe()
+        if self._on_transition in self._transitions:
+            self._transitions.remove(self._on_transition)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
-    def _on_message(self, topic: str, message: dict[str, Any]) -> None:
-        if topic == "execution":
-            kind = message.get("event_type") or "unknown"
-            counter = self._event_counters.get(kind)
-            if counter is None:
-                counter = self._event_counters[kind] = self.execution_events.labels(kind)
-            counter.inc()
-            return
-        if message.get("kind") != "task":
-            return
-        task = message["task"]
-        task_id, status = task["task_id"], task["status"]
+    def _on_event(self, topic: str, message: dict[str, Any]) -> None:
+        kind = message.get("event_type") or "unknown"
+        counter = self._event_counters.get(kind)
+        if counter is None:
+            counter = self._event_counters[kind] = self.execution_events.labels(kind)
+        counter.inc()
+
+    def _on_transition(self, task: Task) -> None:
+        status = task.status
         if status == "queued":
-            self._queued_at[task_id] = task["updated_at"]
+            self._queued_at[task.task_id] = task.updated_at
         elif status == "assigned":
-            since = self._queued_at.pop(task_id, task["created_at"])
-            self.assignment_latency.observe(max(0, task["updated_at"] - since) / 1000)
+            since = self._queued_at.pop(task.task_id, task.created_at)
+            self.assignment_latency.observe(max(0, task.updated_at - since) / 1000)
         elif status in _FINAL:
-            self._queued_at.pop(task_id, None)
-            if status == "completed" and task.get("completed_at"):
-                self.completion_latency.observe(max(0, task["completed_at"] - task["created_at"]) / 1000)
+            self._queued_at.pop(task.task_id, None)
+            if status == "completed" and task.completed_at:
+                self.completion_latency.observe(max(0, task.completed_at - task.created_at) / 1000)
 
 
 class _StateCollector:

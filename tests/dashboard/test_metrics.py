@@ -68,3 +68,21 @@ def test_each_hub_has_its_own_registry(tmp_path: Path) -> None:
     finally:
         first.close()
         second.close()
+
+
+def test_latencies_are_fed_without_a_tasks_subscriber(tmp_path: Path) -> None:
+    """Metrics hear task transitions directly, so the hub builds no task summaries for them."""
+    rig = Rig(tmp_path)
+    try:
+        metrics = HubMetrics(rig.hub, rig.fanout)
+        assert not rig.hub.core.pubsub.has_listeners("tasks")
+        agent = rig.agent()
+        rig.complete(agent, rig.start_task(agent))
+        s = samples(metrics)
+        assert s[("agentcom_assignment_latency_seconds_count", ())] == 1
+        assert s[("agentcom_completion_latency_seconds_count", ())] == 1
+        metrics.close()
+        rig.complete(agent, rig.start_task(agent))
+        assert samples(metrics)[("agentcom_completion_latency_seconds_count", ())] == 1  # closed: no longer fed
+    finally:
+        rig.close()
