@@ -1,0 +1,128 @@
+"""The hub SIGKILLed five times at random points of a 2,000-task workload, restarted on the same DB.
+
+The hub is ``agentcom hub`` in a child process on a fixed port; four protocol sidecars
+(``support.RecordingSidecar``) work through the queue, resend unacknowledged outcomes on
+resume, and write down every assignment they run and every acknowledgement they get. The
+kill points (completions acknowledged so far, plus a few milliseconds) come from the
+printed seed. After each restart, before any sidecar is back: the totals the hub reports
+equal the sum of its execution rows. At the end: every task is completed or dead-lettered,
+no task ran again after its completion was acknowledged, and there is exactly one
+execution row per completed task, costs summing to what the hub reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from cli.conftest import HubProcess, agentcom
+from sidecar.harness import Api, eventually
+
+from .support import Ledger, RecordingSidecar, free_port, job_cost, read_db, usd_nano
+
+pytestmark = pytest.mark.anyio
+
+TASKS = 2_000
+KILLS = 5
+SIDECARS = 4
+PRIORITIES = ("urgent", "high", "normal", "low")
+
+
+async def _submit_all(api: Api, rng: random.Random) -> list[str]:
+    gate = asyncio.Semaphore(8)
+
+    async def one(i: int, priority: str) -> str:
+        async with gate:
+            return await api.submit(f"job {i}", priority=priority)
+
+    return list(await asyncio.gather(*(one(i, rng.choice(PRIORITIES)) for i in range(TASKS))))
+
+
+async def _totals_match_rows(api: Api, db: Path) -> int:
+    """The snapshot's totals equal the sum of the execution rows, in the API and on disk; returns the cost (nUSD)."""
+    snapshot = await api.call("GET", "/agentcom/api/snapshot")
+    rows = await api.call("GET", "/agentcom/api/executions")
+    [(cost_nusd, tokens_in)] = read_db(db, "SELECT coalesce(sum(cost_nusd), 0), coalesce(sum(tokens_in), 0) FROM executions")
+    totals = snapshot["totals"]
+    assert not any(a["state"] != "offline" for a in snapshot["agents"]), snapshot["agents"]  # nothing moves meanwhile
+    assert snapshot["queue"]["completed"] == len(rows), (snapshot["queue"], len(rows))
+    assert usd_nano(totals["cost_usd"]) == sum(usd_nano(r["estimated_cost_usd"]) for r in rows) == cost_nusd
+    assert totals["tokens_in"] == sum(r["tokens_in"] for r in rows) == tokens_in
+    return int(cost_nusd)
+
+
+async def test_hub_sigkilled_five_times_mid_workload_loses_and_repeats_nothing(
+        tmp_path: Path, hub_process: Callable[..., HubProcess], cli_env: dict[str, str], fault_seed: int) -> None:
+    rng = random.Random(fault_seed)
+    db = tmp_path / "hub.db"
+    port = str(free_port())
+    flags = ("--port", port, "--lease-ms", "10000", "--heartbeat-ms", "500")
+    hub = hub_process(db, *flags)
+    tokens = {f"agent-{i}": agentcom("token", "create", f"agent-{i}", "--db", str(db), env=cli_env).stdout.strip()
+              for i in range(SIDECARS)}
+    api = Api(hub.url, hub.admin_token)
+    started = time.monotonic()
+    task_ids = await _submit_all(api, rng)
+    submitted_s = time.monotonic() - started
+
+    ledger, gate = Ledger(), asyncio.Event()
+    gate.set()
+    sidecars = [RecordingSidecar(hub.url, agent_id, token, ledger, concurrency=rng.randint(1, 8), gate=gate).start()
+                for agent_id, token in tokens.items()]
+    kill_points = sorted(rng.sample(range(20, TASKS - 20), KILLS))
+    print(f"kill after {kill_points} acknowledged completions")
+    try:
+        for point in kill_points:
+            await eventually(lambda: len(ledger.acked) >= point, f"{point} completions acknowledged", timeout=120)
+            await asyncio.sleep(rng.uniform(0, 0.01))
+            gate.clear()  # the sidecars stay away until the restarted hub has been checked
+            code, _, _ = hub.stop(signal.SIGKILL)
+            assert code == -signal.SIGKILL
+            hub = hub_process(db, *flags)
+            assert hub.url == api.url
+            await _totals_match_rows(api, db)
+            gate.set()
+        await eventually(lambda: _settled(db), "every task completed or dead-lettered", timeout=120)
+    finally:
+        for sidecar in sidecars:
+            await sidecar.stop()
+    await eventually(lambda: _all_offline(api), "the hub saw the sidecars go")
+    total_cost = await _totals_match_rows(api, db)
+    elapsed = time.monotonic() - started
+    code, _, err = hub.stop(signal.SIGTERM)
+    assert code == 0, err
+
+    status = dict(read_db(db, "SELECT task_id, status FROM tasks"))
+    assert set(status) == set(task_ids)
+    assert set(status.values()) <= {"completed", "dead_letter"}, sorted(set(status.values()))
+    completed = {t for t, s in status.items() if s == "completed"}
+    assert ledger.run_after_ack == []  # nothing ran again once its completion was acknowledged
+    assert ledger.acked <= completed
+    runs = dict(read_db(db, "SELECT task_id, count(*) FROM executions GROUP BY task_id"))
+    assert runs == {t: 1 for t in completed}  # one row per completed task, none for the others
+    events = dict(read_db(db, "SELECT task_id, count(*) FROM task_history WHERE event = 'completed' GROUP BY task_id"))
+    assert events == {t: 1 for t in completed}
+    descriptions = dict(read_db(db, "SELECT task_id, description FROM tasks"))
+    assert total_cost == sum(usd_nano(job_cost(descriptions[t])[0]) for t in completed)
+    assert read_db(db, "PRAGMA integrity_check") == [("ok",)]
+    repeated = sum(1 for n in ledger.runs.values() if n > 1)
+    print(f"{TASKS} tasks, {KILLS} SIGKILLs: {len(completed)} completed, {TASKS - len(completed)} dead-lettered, "
+          f"{repeated} run more than once before their ack, {ledger.resent} outcomes resent on resume, "
+          f"refused {dict(ledger.refused)}, {ledger.connects} sessions; submit {submitted_s:.1f} s, "
+          f"whole run {elapsed:.1f} s")
+
+
+async def _all_offline(api: Api) -> bool:
+    snapshot = await api.call("GET", "/agentcom/api/snapshot")
+    return all(a["state"] == "offline" for a in snapshot["agents"])
+
+
+def _settled(db: Path) -> bool:
+    [(open_tasks,)] = read_db(db, "SELECT count(*) FROM tasks WHERE status NOT IN ('completed', 'dead_letter')")
+    return open_tasks == 0
