@@ -357,7 +357,7 @@ class HubCore:
         if task.status == "assigned":
             task.status, task.updated_at = "working", self.clock()
             agent.tasks[task.task_id] = "working"
-            self.store.save(task, "accepted", agent.agent_id)
+            self.store.save(task, "accepted", agent.agent_id, scope="status")
             self._count("assigned", "working")
             self._publish_task(task)
             self._publish_agent(agent)
@@ -626,7 +626,7 @@ class HubCore:
                 details: dict[str, Any] | None = None) -> None:
         now = self.clock()
         task.status, task.updated_at, task.completed_at = status, now, now
-        self.store.save(task, event, agent_id, details)
+        self.store.save(task, event, agent_id, details, scope="final")  # assignment columns are as last written
         self.tasks.pop(task.task_id, None)
         self.ready.discard(task.task_id)
         self._parked.pop(task.task_id, None)

@@ -100,6 +100,13 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # 2: tasks_agent on assigned_to alone. It was (assigned_to, status), so every change of status
+    # (three per task) rewrote an entry of it; now only an assignment or a requeue does. Listing an
+    # agent's tasks with a status filters that agent's entries.
+    """
+    DROP INDEX tasks_agent;
+    CREATE INDEX tasks_agent ON tasks(assigned_to);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

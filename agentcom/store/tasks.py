@@ -29,6 +29,11 @@ def _dumps(value: Any) -> str:
     return _encode(value).decode()
 
 
+def _json_or_empty(value: Any, empty: str) -> str:
+    """A JSON column that is most often empty: the empty literal without encoding."""
+    return _encode(value).decode() if value else empty
+
+
 @dataclass
 class Task:
     """One task as the hub holds it. JSON-ish fields are plain Python values."""
@@ -68,6 +73,11 @@ _JSON_FIELDS = ("metadata", "file_hints", "success_criteria", "verification_step
 _MUTABLE = ("status", "generation", "attempts", "assigned_to", "assigned_at", "routing_decision", "result",
             "last_error", "updated_at", "completed_at")
 _UPDATE_SQL = f"UPDATE tasks SET {', '.join(f'{c}=?' for c in _MUTABLE)} WHERE task_id=?"
+# Narrower writes for the transitions that change fewer columns: no JSON re-encoded for what did not
+# change, and no index touched whose columns are not set (``tasks_agent`` is on assigned_to alone).
+_STATUS_SQL = "UPDATE tasks SET status=?, updated_at=? WHERE task_id=?"
+_FINAL_SQL = "UPDATE tasks SET status=?, result=?, last_error=?, updated_at=?, completed_at=? WHERE task_id=?"
+_HISTORY_SQL = "INSERT INTO task_history(task_id, at, event, generation, agent_id, details) VALUES (?,?,?,?,?,?)"
 _INSERT_COLUMNS = (
     "task_id", "description", "priority", "status", "generation", "attempts", "max_attempts", "assigned_to",
     "assigned_at", *(_JSON_FIELDS[:6]), "assign_to", "complexity", "routing_decision", "result", "last_error",
@@ -98,7 +108,14 @@ class TaskStore:
     # ------------------------------------------------------------------ writes
 
     def insert(self, task: Task, history: tuple[str, str | None, dict[str, Any] | None] | None = None) -> None:
-        values = [self._column(task, c) for c in _INSERT_COLUMNS]
+        t = task  # the columns of _INSERT_COLUMNS, spelled out: this runs once per task submitted
+        values = (t.task_id, t.description, t.priority, t.status, t.generation, t.attempts, t.max_attempts,
+                  t.assigned_to, t.assigned_at, _json_or_empty(t.metadata, "{}"), _json_or_empty(t.file_hints, "[]"),
+                  _json_or_empty(t.success_criteria, "[]"), _json_or_empty(t.verification_steps, "[]"),
+                  _json_or_empty(t.needed_capabilities, "[]"), _json_or_empty(t.depends_on, "[]"), t.assign_to,
+                  _dumps(t.complexity), None if t.routing_decision is None else _dumps(t.routing_decision),
+                  None if t.result is None else _dumps(t.result), t.last_error, t.created_at, t.updated_at,
+                  t.completed_at)
         with transaction(self.conn):
             cur = self.conn.execute(_INSERT_SQL, values)
             task.seq = int(cur.lastrowid or 0)
@@ -106,24 +123,34 @@ class TaskStore:
                 self.add_history(task, *history)
 
     def save(self, task: Task, event: str | None = None, agent_id: str | None = None,
-             details: dict[str, Any] | None = None) -> None:
-        """Write the mutable columns of ``task`` (and a history line) in one transaction."""
-        t = task  # the columns of _MUTABLE, spelled out: this runs several times per task
-        values = (t.status, t.generation, t.attempts, t.assigned_to, t.assigned_at,
-                  None if t.routing_decision is None else _dumps(t.routing_decision),
-                  None if t.result is None else _dumps(t.result), t.last_error, t.updated_at, t.completed_at,
-                  t.task_id)
+             details: dict[str, Any] | None = None, *, scope: str = "all") -> None:
+        """Write the mutable columns of ``task`` (and a history line) in one transaction.
+
+        ``scope`` names what changed since the task's last write, so the UPDATE sets only that:
+        "status" (status, updated_at), "final" (those, result, last_error and completed_at: a
+        task finishing), or "all" (every mutable column; anything else, e.g. an assignment).
+        """
+        t = task  # the columns, spelled out: this runs several times per task
+        if scope == "status":
+            sql, values = _STATUS_SQL, (t.status, t.updated_at, t.task_id)
+        elif scope == "final":
+            sql, values = _FINAL_SQL, (t.status, None if t.result is None else _dumps(t.result), t.last_error,
+                                       t.updated_at, t.completed_at, t.task_id)
+        elif scope == "all":
+            sql, values = _UPDATE_SQL, (
+                t.status, t.generation, t.attempts, t.assigned_to, t.assigned_at,
+                None if t.routing_decision is None else _dumps(t.routing_decision),
+                None if t.result is None else _dumps(t.result), t.last_error, t.updated_at, t.completed_at, t.task_id)
+        else:
+            raise ValueError(f"unknown save scope {scope!r}; expected all, status or final")
         with transaction(self.conn):
-            self.conn.execute(_UPDATE_SQL, values)
+            self.conn.execute(sql, values)
             if event:
                 self.add_history(task, event, agent_id, details)
 
     def add_history(self, task: Task, event: str, agent_id: str | None, details: dict[str, Any] | None) -> None:
-        self.conn.execute(
-            "INSERT INTO task_history(task_id, at, event, generation, agent_id, details) VALUES (?,?,?,?,?,?)",
-            (task.task_id, task.updated_at, event, task.generation, agent_id,
-             _dumps(details) if details else None),
-        )
+        self.conn.execute(_HISTORY_SQL, (task.task_id, task.updated_at, event, task.generation, agent_id,
+                                         _dumps(details) if details else None))
 
     def record_execution(self, row: dict[str, Any]) -> bool:
         """Insert one executions row; False if that task generation already has one (idempotent)."""
@@ -230,13 +257,6 @@ class TaskStore:
         return Decimal(row[0]) * NANO
 
     # ------------------------------------------------------------------ mapping
-
-    @staticmethod
-    def _column(task: Task, name: str) -> Any:
-        value = getattr(task, name)
-        if name in _JSON_FIELDS:
-            return None if value is None else _dumps(value)
-        return value
 
     @staticmethod
     def _task(row: sqlite3.Row) -> Task:

@@ -243,3 +243,20 @@ async def test_a_turn_without_writes_opens_no_transaction(tmp_path: Path, anyio_
     await group.committed()
     assert not conn.in_transaction and _visible_to_others(tmp_path / "hub.db") == ["k"]
     conn.close()
+
+
+def test_a_version_1_store_gets_tasks_agent_on_assigned_to_alone(tmp_path: Path) -> None:
+    """Migration 2 replaces (assigned_to, status) by (assigned_to): a change of status no longer rewrites it."""
+    path = tmp_path / "v1.db"
+    raw = sqlite3.connect(path)
+    raw.executescript(MIGRATIONS[0])
+    raw.execute("PRAGMA user_version = 1")
+    raw.execute("INSERT INTO tasks(task_id, description, priority, status, max_attempts, complexity, created_at, "
+                "updated_at, assigned_to) VALUES ('t1', 'x', 2, 'working', 3, '{}', 1, 1, 'a')")
+    raw.commit()
+    raw.close()
+    conn = open_db(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 2
+    assert [r[2] for r in conn.execute("PRAGMA index_info(tasks_agent)")] == ["assigned_to"]
+    assert conn.execute("SELECT task_id FROM tasks WHERE assigned_to='a'").fetchall()[0][0] == "t1"
+    conn.close()

@@ -100,3 +100,45 @@ def test_sums_of_many_small_costs_are_exact(store: TaskStore) -> None:
         store.insert(_task(f"t{i}"))
         store.record_execution(_execution(f"t{i}", 1, cost_nusd=usd_to_nano(0.1), equivalent_claude_cost_nusd=None))
     assert store.totals()["cost_usd"] == 1.0  # 0.1 * 10 in floats would not be
+
+
+def test_narrow_saves_write_exactly_their_columns(store: TaskStore) -> None:
+    """``status`` and ``final`` saves set only what those transitions change, and history as always."""
+    task = _task("t1")
+    store.insert(task)
+    task.status, task.generation, task.attempts, task.assigned_to, task.assigned_at = "assigned", 1, 1, "a", 2
+    task.routing_decision, task.updated_at = {"target_type": "sidecar"}, 2
+    store.save(task, "assigned", "a")
+    task.status, task.updated_at = "working", 3
+    store.save(task, "accepted", "a", scope="status")
+    assert store.get("t1") == task
+    task.status, task.updated_at, task.completed_at = "completed", 4, 4
+    task.result, task.last_error = {"status": "success", "output": "done"}, "earlier"
+    store.save(task, "completed", "a", {"model": None}, scope="final")
+    assert store.get("t1") == task
+    assert [h["event"] for h in store.history("t1")] == ["assigned", "accepted", "completed"]
+    task.attempts, task.updated_at = 9, 5  # a status save does not carry a change of another column
+    store.save(task, None, None, scope="status")
+    stored = store.get("t1")
+    assert stored is not None and (stored.attempts, stored.updated_at) == (1, 5)
+
+
+def test_an_unknown_save_scope_is_refused_and_writes_nothing(store: TaskStore) -> None:
+    task = _task("t1")
+    store.insert(task)
+    task.status = "working"
+    with pytest.raises(ValueError, match="unknown save scope 'statuses'"):
+        store.save(task, "accepted", "a", scope="statuses")
+    stored = store.get("t1")
+    assert stored is not None and stored.status == "queued"
+    assert store.history("t1") == []
+
+
+def test_listing_an_agents_tasks_uses_the_agent_index(store: TaskStore) -> None:
+    for i, (agent, status) in enumerate([("a", "completed"), ("b", "working"), ("a", "working"), ("a", "queued")]):
+        store.insert(_task(f"t{i}", status=status, assigned_to=agent))
+    tasks, total = store.query(agent_id="a", status="working")
+    assert ([t.task_id for t in tasks], total) == (["t2"], 1)
+    plan = " ".join(r[3] for r in store.conn.execute(
+        "EXPLAIN QUERY PLAN SELECT * FROM tasks WHERE assigned_to=? AND status=? ORDER BY seq DESC", ("a", "working")))
+    assert "tasks_agent" in plan
