@@ -28,7 +28,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Sequence, TextIO
 
 from agentcom.errors import AgentComError
 
@@ -320,8 +320,10 @@ def _simulated_cloud(model: str) -> bool:
 class Sidecars:
     """The sidecar processes of the demo, with their logs."""
 
-    def __init__(self, hub: Any, count: int, backends: Backends, root: Path, workdir: Path) -> None:
+    def __init__(self, hub: Any, count: int, backends: Backends, root: Path, workdir: Path,
+                 extra_args: Sequence[str] = ()) -> None:
         self.hub, self.count, self.backends, self.root, self.workdir = hub, count, backends, root, workdir
+        self.extra_args = tuple(extra_args)  # more `agentcom sidecar` flags, e.g. ("--price-table", path)
         self.procs: list[tuple[str, asyncio.subprocess.Process, Path]] = []
 
     async def start(self) -> None:
@@ -339,6 +341,7 @@ class Sidecars:
                 args += ["--anthropic-base-url", self.backends.anthropic_base_url]
             if self.backends.local_model:
                 args += ["--local-model", "auto"]
+            args += self.extra_args
             log_path = self.root / f"{agent_id}.log"
             with open(log_path, "wb") as log:
                 proc = await asyncio.create_subprocess_exec(*args, stdin=asyncio.subprocess.DEVNULL, stdout=log,
