@@ -42,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ollama-url", metavar="URL", help="Ollama server this sidecar runs models on")
     parser.add_argument("--ollama-model", metavar="MODEL", help="Ollama model for tasks whose routing names none")
     parser.add_argument("--anthropic-base-url", metavar="URL", help="Anthropic API base URL (default: the real API)")
+    parser.add_argument("--openai-url", metavar="URL",
+                        help="OpenAI-compatible server (llama.cpp, vLLM...) for openai tasks whose routing names no endpoint")
     parser.add_argument("--local-model", metavar="PATH|auto",
                         help="GGUF model for the embedded llama.cpp executor ('auto': the packaged SmolLM2)")
     parser.add_argument("--workdir", metavar="DIR", help="directory tasks run in (default: the current one)")
@@ -110,6 +112,15 @@ def build_sidecar(args: argparse.Namespace) -> Sidecar:
         options["anthropic_api_key"] = env["ANTHROPIC_API_KEY"]
     if args.price_table:
         options["price_table"] = args.price_table
+    if args.openai_url:
+        from agentcom.errors import ConfigError
+        from agentcom.executors.openai_compat import resolve_base_url
+
+        try:
+            resolve_base_url(args.openai_url)
+        except ConfigError as exc:
+            raise UsageError(f"--openai-url: {exc}") from None
+        options["openai_url"] = args.openai_url
     models: list[str] = []
     if args.local_model:
         options["local_model"] = args.local_model

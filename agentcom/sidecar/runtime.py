@@ -493,8 +493,9 @@ class Sidecar:
         prices = PriceTable.load(options.pop("price_table", None))
         from agentcom.executors.openai_compat import OpenAICompatExecutor
 
-        # OpenAI-compatible servers are reached at the endpoint the routing decision names.
-        executors: dict[str, Any] = {"openai": OpenAICompatExecutor()}
+        # OpenAI-compatible servers are reached at the endpoint the routing decision names,
+        # else at the sidecar's own --openai-url (explicit routing names no endpoint).
+        executors: dict[str, Any] = {"openai": OpenAICompatExecutor(options.pop("openai_url", None))}
         local_model = options.pop("local_model", None)
         if local_model:
             from agentcom.executors.local_llama import LocalLlamaExecutor
