@@ -66,6 +66,11 @@ class HubService:
         self.admin_token = self.settings.admin_token or load_or_create_admin_token(self.settings.db_path)
         self.router = router or self._default_router()
         self.core = HubCore(self.settings, self.store, self.router, call_later=self._call_later)
+        task_changed = getattr(self.router, "task_changed", None)
+        if task_changed is not None:  # model routing counts the open tasks of each endpoint
+            for task in self.core.tasks.values():
+                task_changed(task)
+            self.core.transitions.append(task_changed)
         self.guard = AddressGuard(self.settings, self.core.clock)  # per-address cool-downs of sidecar sockets
         self._timers: list[PeriodicCallback] = []
         self._loop: IOLoop | None = None

@@ -190,6 +190,10 @@ class SidecarSession:
                 core.failed(agent, frame)
             case m.TaskRejected():
                 core.rejected(agent, frame)
+            case m.ResourceReport():
+                report = getattr(core.router, "resource_report", None)
+                if report is not None:  # routing by explicit tier scores no endpoint: nothing to file
+                    report(agent, frame, core.clock())
             case m.Identify():
                 raise InvalidState("already identified on this connection")
 

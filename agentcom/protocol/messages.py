@@ -185,7 +185,38 @@ class TaskFailed(_Frame, tag="task_failed", kw_only=True):
     result: ExecutionResult | None = None
 
 
-SidecarInbound = Identify | Ping | TaskAccepted | TaskRejected | TaskProgress | TaskComplete | TaskFailed
+Megabytes = Annotated[float, Meta(ge=0, le=1e9)]
+Slots = Annotated[int, Meta(ge=0, le=100_000)]
+
+
+class EndpointResources(Struct, frozen=True, kw_only=True):
+    """One LLM endpoint as the reporting sidecar sees it; any figure may be left out (unknown).
+
+    ``endpoint``: ``host:port`` or a URL, as in ``identify.ollama_url`` or a routing decision's
+    ``selected_endpoint``. ``free_slots``: tasks the sidecar could still run against it now;
+    ``in_flight``: requests running on it that the sidecar knows of; ``loaded_models``: models it
+    holds in memory (Ollama's ``/api/ps``). Machine figures describe the host serving it.
+    """
+
+    endpoint: Annotated[str, Meta(min_length=1, max_length=512)]
+    free_slots: Slots | None = None
+    in_flight: Slots | None = None
+    loaded_models: Annotated[list[ShortText], Meta(max_length=256)] | None = None
+    cpu_percent: Percent | None = None
+    ram_total_mb: Megabytes | None = None
+    ram_free_mb: Megabytes | None = None
+    vram_total_mb: Megabytes | None = None
+    vram_free_mb: Megabytes | None = None
+
+
+class ResourceReport(_Frame, tag="resource_report", kw_only=True):
+    """Free capacity of the endpoints a sidecar uses (an addition to the spec; see docs/protocol.md)."""
+
+    endpoints: Annotated[list[EndpointResources], Meta(min_length=1, max_length=64)]
+
+
+SidecarInbound = (Identify | Ping | TaskAccepted | TaskRejected | TaskProgress | TaskComplete | TaskFailed
+                  | ResourceReport)
 LIFECYCLE_FRAMES = (TaskAccepted, TaskRejected, TaskComplete, TaskFailed)
 
 # --------------------------------------------------------------------------- hub -> sidecar
@@ -304,7 +335,7 @@ DashboardOutbound = SnapshotFrame | EventsFrame | ExecutionEventFrame | Dropped 
 
 ALL_INBOUND_TYPES: dict[str, type[Struct]] = {
     cls.__struct_config__.tag: cls  # type: ignore[misc]
-    for cls in (Identify, Ping, TaskAccepted, TaskRejected, TaskProgress, TaskComplete, TaskFailed,
+    for cls in (Identify, Ping, TaskAccepted, TaskRejected, TaskProgress, TaskComplete, TaskFailed, ResourceReport,
                 RequestSnapshot, CancelTask, RetryTask, Subscribe)
 }
 

@@ -93,10 +93,12 @@ def after_failure(view: EndpointView, error: str, now: int, unhealthy_after: int
 
 @dataclass(frozen=True)
 class ResourceReport:
-    """Free capacity of the machine behind one endpoint (any field may be unknown).
+    """Free capacity of one endpoint and the machine behind it (any field may be unknown).
 
-    Reported by the hub per endpoint id (never per agent id: the original looked them up
-    by endpoint but stored them by agent, so every score was the default).
+    Kept per endpoint id (never per agent id: the original looked them up by endpoint but
+    stored them by agent, so every score was the default). A sidecar's ``resource_report``
+    frame fills it: ``free_slots`` (tasks it could still run there), ``in_flight`` (requests
+    running there that it knows of), ``loaded_models`` (None = not reported).
     """
 
     reported_at: int
@@ -105,6 +107,9 @@ class ResourceReport:
     ram_free_mb: float | None = None
     vram_total_mb: float | None = None
     vram_free_mb: float | None = None
+    free_slots: int | None = None
+    in_flight: int | None = None
+    loaded_models: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,12 @@ them with ``Classifier``, ``route``, ``choose_agent`` and ``RoutingStats`` over 
 ``EndpointRegistry``, and keeps the little state routing needs between calls:
 
 - when each task first had to wait (for ``fallback_wait_ms`` and escalation),
-- which agent and endpoint a task last went to (so a retry avoids them).
+- which agent and endpoint a task last went to (so a retry avoids them),
+- which open tasks run on which endpoint (``in_flight`` for scoring), kept exact by
+  ``task_changed`` (the hub calls it after every change of a task: ``HubCore.transitions``).
+
+Sidecars' ``resource_report`` frames reach ``resource_report``, which files each entry
+under the registered endpoint it names, for ``route`` to score.
 
 Hub objects are read by attribute only (duck typing), so this module imports nothing
 from ``agentcom.hub`` or ``agentcom.store``: a task needs ``task_id``, ``description``,
@@ -25,11 +30,11 @@ import msgspec
 
 from agentcom.errors import ValidationFailed
 from agentcom.protocol.messages import Complexity
-from agentcom.routing.addresses import host_of
+from agentcom.routing.addresses import host_of, parse_address
 from agentcom.routing.agents import choose_agent
 from agentcom.routing.budget import EstimateUsd, Spend
 from agentcom.routing.classifier import Classifier
-from agentcom.routing.endpoints import EndpointView
+from agentcom.routing.endpoints import EndpointView, ResourceReport
 from agentcom.routing.policy import RoutingPolicy
 from agentcom.routing.registry import EndpointRegistry
 from agentcom.routing.router import Routed, TaskView, Wait, route
@@ -40,6 +45,7 @@ __all__ = ["ModelRouter"]
 log = logging.getLogger("agentcom.routing")
 
 _MEMORY = 10_000  # tasks whose last placement is remembered (oldest forgotten first)
+_RUNNING = ("assigned", "working")
 
 
 def _hub_wait(until: int, reason: str) -> Any:
@@ -77,6 +83,8 @@ class ModelRouter:
         self._last: collections.OrderedDict[str, tuple[str, str | None]] = collections.OrderedDict()
         self._hosts: dict[str | None, str | None] = {}  # ollama_url -> host_of(ollama_url)
         self._spent: tuple[int, Spend] | None = None  # (now, spend at now)
+        self._running: dict[str, str] = {}  # open task_id -> endpoint id it was assigned to
+        self._in_flight: collections.Counter[str] = collections.Counter()
 
     # ------------------------------------------------------------------ the hub's Router interface
 
@@ -93,6 +101,7 @@ class ModelRouter:
 
     def route(self, task: Any, agents: Sequence[Any], now: int) -> tuple[dict[str, Any], Any] | Any | None:
         """(decision dict, agent), or the hub's ``Wait``, or None when no offered agent fits."""
+        self._untrack(task.task_id)  # being routed: it is queued, whatever ran before has stopped
         result = route(
             self._task_view(task),
             self.registry.snapshot(),
@@ -102,6 +111,7 @@ class ModelRouter:
             avoid_endpoints=self._avoid_endpoints(task),
             spend=self._spend_at(now),
             estimate_usd=self._estimate_usd,
+            in_flight=self._in_flight,
         )
         if isinstance(result, Wait):
             self._waiting_since.setdefault(task.task_id, result.since)
@@ -112,6 +122,7 @@ class ModelRouter:
             return None
         self._waiting_since.pop(task.task_id, None)
         self._remember(task.task_id, agent.agent_id, result.decision.selected_endpoint)
+        self._track(task.task_id, result.decision.selected_endpoint)
         return msgspec.to_builtins(result.decision), agent
 
     def record(self, decision: dict[str, Any]) -> None:
@@ -149,6 +160,47 @@ class ModelRouter:
         """Drop what is remembered about a finished or cancelled task."""
         self._waiting_since.pop(task_id, None)
         self._last.pop(task_id, None)
+        self._untrack(task_id)
+
+    def task_changed(self, task: Any) -> None:
+        """After any change of a task (``HubCore.transitions``): in flight at its endpoint while it is
+        assigned or working, not once it is requeued, finished or cancelled."""
+        endpoint = (task.routing_decision or {}).get("selected_endpoint") if task.status in _RUNNING else None
+        if self._running.get(task.task_id) != endpoint:
+            self._untrack(task.task_id)
+            self._track(task.task_id, endpoint)
+
+    def in_flight(self) -> dict[str, int]:
+        """Open tasks per endpoint id, as scoring sees them."""
+        return dict(self._in_flight)
+
+    def resource_report(self, agent: Any, frame: Any, now: int) -> int:
+        """A sidecar's ``resource_report``: each entry filed under the registered endpoint(s) it names.
+
+        All or nothing: an entry that contradicts itself (free memory above total) or names an
+        endpoint twice refuses the whole frame with ValidationFailed, and nothing is filed.
+        Entries for endpoints the registry does not know are skipped. Returns how many were filed.
+        """
+        filed: list[tuple[str, ResourceReport]] = []
+        for i, entry in enumerate(frame.endpoints):
+            where = f"endpoints[{i}]"
+            for name, free, total in (("ram", entry.ram_free_mb, entry.ram_total_mb),
+                                      ("vram", entry.vram_free_mb, entry.vram_total_mb)):
+                if free is not None and total is not None and free > total:
+                    raise _invalid(f"{where}.{name}_free_mb", f"{free:g} exceeds {name}_total_mb {total:g}")
+            ids = self._endpoint_ids(agent, entry.endpoint, f"{where}.endpoint")
+            if any(endpoint_id == seen for endpoint_id in ids for seen, _ in filed):
+                raise _invalid(f"{where}.endpoint", f"{entry.endpoint!r} names an endpoint already in this report")
+            report = ResourceReport(
+                reported_at=now, cpu_percent=entry.cpu_percent, ram_total_mb=entry.ram_total_mb,
+                ram_free_mb=entry.ram_free_mb, vram_total_mb=entry.vram_total_mb, vram_free_mb=entry.vram_free_mb,
+                free_slots=entry.free_slots, in_flight=entry.in_flight,
+                loaded_models=None if entry.loaded_models is None else tuple(entry.loaded_models),
+            )
+            filed.extend((endpoint_id, report) for endpoint_id in sorted(ids))
+        for endpoint_id, report in filed:
+            self.registry.report_resources(endpoint_id, report)
+        return len(filed)
 
     # ------------------------------------------------------------------ internals
 
@@ -184,6 +236,33 @@ class ModelRouter:
             host = self._hosts[url] = host_of(url)
             return host
 
+    def _endpoint_ids(self, agent: Any, address: str, field: str) -> set[str]:
+        """Registered endpoints an address names: as parsed (either kind's default port), and, for the
+        agent's own ``ollama_url``, what it was registered as (perhaps under the sidecar's address)."""
+        ids = set()
+        for kind in ("ollama", "openai"):
+            try:
+                endpoint_id = parse_address(address, kind=kind, field=field).endpoint_id
+            except ValidationFailed as exc:
+                raise _invalid(field, exc.extra["errors"][0]["error"]) from None
+            if self.registry.get(endpoint_id) is not None:
+                ids.add(endpoint_id)
+        if address == getattr(agent, "ollama_url", None):
+            ids.update(view.endpoint_id for view in self.registry.endpoints() if view.agent_id == agent.agent_id)
+        return ids
+
+    def _track(self, task_id: str, endpoint_id: Any) -> None:
+        if isinstance(endpoint_id, str):
+            self._running[task_id] = endpoint_id
+            self._in_flight[endpoint_id] += 1
+
+    def _untrack(self, task_id: str) -> None:
+        endpoint_id = self._running.pop(task_id, None)
+        if endpoint_id is not None:
+            self._in_flight[endpoint_id] -= 1
+            if self._in_flight[endpoint_id] <= 0:
+                del self._in_flight[endpoint_id]
+
     def _spend_at(self, now: int) -> Spend:
         """Spend so far, asked once per instant: one scheduling pass routes many tasks at the same
         ``now`` and records no execution in between, and each ask is a query over the month's runs."""
@@ -198,3 +277,8 @@ class ModelRouter:
         self._last.move_to_end(task_id)
         while len(self._last) > _MEMORY:
             self._last.popitem(last=False)
+
+
+def _invalid(field: str, error: str) -> ValidationFailed:
+    return ValidationFailed(f"resource_report: {error} (at `{field}`)", [{"field": field, "error": error}],
+                            message_type="resource_report")

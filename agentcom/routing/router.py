@@ -23,8 +23,12 @@ Endpoint choice: among healthy endpoints of the target's kind that serve the mod
 (the configured one, else a loaded one, else the first listed that is not an
 embedding model), those not in ``avoid_endpoints`` when any remain, the highest
 score wins; ties go to the smaller endpoint id. Score = cpu headroom x memory headroom
-x warm bonus (model already loaded) / (1 + tasks in flight there). Missing or stale
-resource reports count as average, not as idle.
+x free slots x warm bonus (model already loaded) / (1 + tasks in flight there). The
+resource report (a sidecar's ``resource_report``) gives cpu, memory, free slots, its own
+in-flight count and the loaded models; in flight is the larger of the report's count and
+the hub's own (tasks it assigned there that are still open). Missing or stale reports
+count as average, not as idle; an endpoint with no free slot is chosen only when every
+other one is as bad.
 """
 
 from __future__ import annotations
@@ -41,11 +45,13 @@ from agentcom.routing.endpoints import EndpointView, RegistrySnapshot, ResourceR
 from agentcom.routing.policy import RoutingPolicy
 from agentcom.routing.targets import Target
 
-__all__ = ["Routed", "TaskView", "Wait", "route", "score_endpoint"]
+__all__ = ["Routed", "TaskView", "Wait", "loaded_models", "route", "score_endpoint"]
 
 WARM_BONUS = 1.5
 DEFAULT_LOAD = 0.5
 DEFAULT_MEMORY = 0.75
+DEFAULT_SLOTS = 0.75  # free slots unknown: as if two were free
+NO_FREE_SLOT = 0.05
 MIN_RECHECK_MS = 1_000
 
 
@@ -107,19 +113,29 @@ def _headroom(free: float | None, total: float | None) -> float | None:
     return 0.5 + 0.5 * min(max(free / total, 0.0), 1.0)
 
 
+def loaded_models(endpoint: EndpointView, report: ResourceReport | None) -> tuple[str, ...]:
+    """Models in memory: the report's list when it is newer than the last health check."""
+    if report is not None and report.loaded_models is not None and report.reported_at >= (endpoint.last_checked_at or 0):
+        return report.loaded_models
+    return endpoint.loaded_models
+
+
 def score_endpoint(
     endpoint: EndpointView, model: str | None, report: ResourceReport | None, in_flight: int = 0
 ) -> float:
     """Higher is better (see the module docstring); pass ``report=None`` when it is stale."""
-    load, memory = DEFAULT_LOAD, DEFAULT_MEMORY
+    load, memory, slots = DEFAULT_LOAD, DEFAULT_MEMORY, DEFAULT_SLOTS
     if report is not None:
         cpu = _finite(report.cpu_percent)
         if cpu is not None:
             load = min(max(1 - cpu / 100, 0.05), 1.0)
         memory = (_headroom(report.vram_free_mb, report.vram_total_mb)
                   or _headroom(report.ram_free_mb, report.ram_total_mb) or DEFAULT_MEMORY)
-    warm = WARM_BONUS if model is not None and model in endpoint.loaded_models else 1.0
-    return load * memory * warm / (1 + max(in_flight, 0))
+        if report.free_slots is not None:
+            slots = NO_FREE_SLOT if report.free_slots <= 0 else min(1.0, 0.5 + 0.125 * report.free_slots)
+        in_flight = max(in_flight, report.in_flight or 0)
+    warm = WARM_BONUS if model is not None and any(_same_model(model, m) for m in loaded_models(endpoint, report)) else 1.0
+    return load * memory * slots * warm / (1 + max(in_flight, 0))
 
 
 def _same_model(wanted: str, available: str) -> bool:
@@ -129,11 +145,11 @@ def _same_model(wanted: str, available: str) -> bool:
     return wanted == available or norm(wanted) == norm(available)
 
 
-def _pick_model(wanted: str | None, endpoint: EndpointView) -> str | None:
+def _pick_model(wanted: str | None, endpoint: EndpointView, loaded: tuple[str, ...]) -> str | None:
     if wanted is not None:
         return next((m for m in endpoint.models if _same_model(wanted, m)), None)
     usable = [m for m in endpoint.models if "embed" not in m.lower()]
-    return next((m for m in endpoint.loaded_models if m in usable), usable[0] if usable else None)
+    return next((m for m in loaded if m in usable), usable[0] if usable else None)
 
 
 def _resolve(
@@ -146,19 +162,22 @@ def _resolve(
 ) -> _Resolved | None:
     if not target.needs_endpoint:
         return _Resolved(target, None, 0)
-    eligible = [(e, m) for e in snapshot.healthy(target.type) if (m := _pick_model(target.model, e)) is not None]
+
+    def fresh(endpoint: EndpointView) -> ResourceReport | None:
+        report = snapshot.resources.get(endpoint.endpoint_id)
+        return None if report is None or now - report.reported_at > policy.resource_ttl_ms else report
+
+    eligible = [(e, m, r) for e in snapshot.healthy(target.type)
+                if (m := _pick_model(target.model, e, loaded_models(e, r := fresh(e)))) is not None]
     if not eligible:
         return None
-    pool = [(e, m) for e, m in eligible if e.endpoint_id not in avoid] or eligible
+    pool = [item for item in eligible if item[0].endpoint_id not in avoid] or eligible
 
-    def rank(item: tuple[EndpointView, str]) -> tuple[float, str]:
-        endpoint, model = item
-        report = snapshot.resources.get(endpoint.endpoint_id)
-        if report is not None and now - report.reported_at > policy.resource_ttl_ms:
-            report = None
+    def rank(item: tuple[EndpointView, str, ResourceReport | None]) -> tuple[float, str]:
+        endpoint, model, report = item
         return (-score_endpoint(endpoint, model, report, in_flight.get(endpoint.endpoint_id, 0)), endpoint.endpoint_id)
 
-    endpoint, model = min(pool, key=rank)
+    endpoint, model, _ = min(pool, key=rank)
     return _Resolved(Target(target.type, model), endpoint, len(eligible))
 
 

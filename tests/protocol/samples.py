@@ -27,6 +27,10 @@ SIDECAR_INBOUND: dict[str, dict[str, Any]] = {
     "task_complete": {"type": "task_complete", "task_id": "task-1", "generation": 1, "result": RESULT},
     "task_failed": {"type": "task_failed", "task_id": "task-1", "generation": 1, "error": "exit 2",
                     "retryable": False, "result": {**RESULT, "status": "failed"}},
+    "resource_report": {"type": "resource_report", "endpoints": [
+        {"endpoint": "http://127.0.0.1:11434", "free_slots": 1, "in_flight": 2, "loaded_models": ["llama3.2:latest"],
+         "cpu_percent": 35.5, "ram_total_mb": 32_000.0, "ram_free_mb": 12_000.0, "vram_total_mb": 8_000.0,
+         "vram_free_mb": 2_500.0}]},
 }
 
 DASHBOARD_INBOUND: dict[str, dict[str, Any]] = {

@@ -1,0 +1,174 @@
+"""``resource_report`` frames and the hub's own in-flight counts steer endpoint choice (``routing = "model"``).
+
+A real hub on loopback, two real (fake-model) Ollama servers registered through the HTTP
+API, and a sidecar speaking the protocol over a real WebSocket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tornado.httpclient import AsyncHTTPClient
+from tornado.websocket import WebSocketClientConnection, websocket_connect
+
+import agentcom
+from agentcom.routing import ResourceReport
+
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("anyio_backend")]
+
+WAIT_S = 10.0  # bound for a frame to arrive; never a timing assertion
+STANDARD = {"description": "write a function that parses dates", "complexity_tier": "standard"}
+
+
+class Wire:
+    """One hub, its admin API and one identified sidecar socket."""
+
+    def __init__(self, hub: agentcom.Hub, ws: WebSocketClientConnection) -> None:
+        self.hub, self.ws = hub, ws
+        self.http = AsyncHTTPClient(force_instance=True)
+
+    async def api(self, method: str, path: str, body: Any = None) -> Any:
+        answer = await self.http.fetch(self.hub.url + path, method=method, raise_error=True,
+                                       body=None if body is None else json.dumps(body),
+                                       headers={"Authorization": f"Bearer {self.hub.admin_token}"})
+        return json.loads(answer.body)
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        await self.ws.write_message(json.dumps(frame))
+
+    async def recv(self) -> dict[str, Any]:
+        raw = await asyncio.wait_for(self.ws.read_message(), WAIT_S)
+        assert raw is not None, (self.ws.close_code, self.ws.close_reason)
+        return dict(json.loads(raw))
+
+    async def assigned_endpoint(self) -> tuple[str, int, str]:
+        """Submit a standard task; (task_id, generation, selected_endpoint) of its assignment."""
+        await self.api("POST", "/agentcom/api/tasks", STANDARD)
+        frame = await self.recv()
+        assert frame["type"] == "task_assign", frame
+        return frame["task_id"], frame["generation"], frame["routing_decision"]["selected_endpoint"]
+
+    async def complete(self, task_id: str, generation: int) -> None:
+        result = {"status": "success", "output": "ok", "model_used": "llama3.2:latest", "tokens_in": 1,
+                  "tokens_out": 1, "estimated_cost_usd": 0.0, "equivalent_claude_cost_usd": None,
+                  "execution_ms": 1, "price_table": "test"}
+        await self.send({"type": "task_complete", "task_id": task_id, "generation": generation, "result": result})
+        assert (await self.recv())["type"] == "task_ack"
+
+    async def answer_to_ping(self) -> dict[str, Any]:
+        """The next frame after a ping: the pong itself when the frames before were answered by nothing."""
+        await self.send({"type": "ping"})
+        return await self.recv()
+
+    async def close(self) -> None:
+        self.ws.close()
+        self.http.close()
+        await self.hub.stop()
+
+
+async def _wire(tmp_path: Path, llm_server: Any) -> tuple[Wire, list[str]]:
+    servers = [llm_server("healthy", models=["llama3.2:latest"], loaded=[]) for _ in range(2)]
+    hub = agentcom.Hub(db_path=str(tmp_path / "hub.db"), port=0, host="127.0.0.1", routing="model",
+                       fallback_wait_ms=60_000, health_interval_ms=3_600_000)
+    await hub.start()
+    ws = await websocket_connect(hub.ws_url)
+    wire = Wire(hub, ws)
+    endpoints = sorted([(await wire.api("POST", "/agentcom/api/endpoints", {"host": s.url}))["endpoint_id"]
+                        for s in servers])
+    assert [e["status"] for e in await wire.api("GET", "/agentcom/api/endpoints")] == ["healthy", "healthy"]
+    await wire.send({"type": "identify", "agent_id": "gpu-agent", "token": hub.create_agent_token("gpu-agent"),
+                     "protocol_version": 1, "concurrency": 8})
+    assert (await wire.recv())["type"] == "identified"
+    return wire, endpoints
+
+
+async def test_a_report_moves_work_to_the_endpoint_with_room_and_the_model_loaded(tmp_path: Path, llm_server) -> None:
+    wire, (first, second) = await _wire(tmp_path, llm_server)
+    try:
+        for _ in range(2):  # nothing reported, nothing running: the tie goes to the smaller id, every time
+            task_id, generation, endpoint = await wire.assigned_endpoint()
+            assert endpoint == first
+            await wire.complete(task_id, generation)
+        await wire.send({"type": "resource_report", "endpoints": [
+            {"endpoint": first, "free_slots": 0, "in_flight": 3, "cpu_percent": 90.0},
+            {"endpoint": f"http://{second}", "free_slots": 4, "in_flight": 0, "loaded_models": ["llama3.2:latest"],
+             "cpu_percent": 10.0, "ram_total_mb": 64_000, "ram_free_mb": 48_000},
+        ]})
+        assert (await wire.answer_to_ping())["type"] == "pong"  # accepted: no error frame
+        task_id, generation, endpoint = await wire.assigned_endpoint()
+        assert endpoint == second
+        resources = wire.hub.registry.snapshot().resources
+        assert resources[second].loaded_models == ("llama3.2:latest",) and resources[first].free_slots == 0
+    finally:
+        await wire.close()
+
+
+async def test_the_hubs_own_tasks_in_flight_spread_work_and_are_released(tmp_path: Path, llm_server) -> None:
+    wire, (first, second) = await _wire(tmp_path, llm_server)
+    try:
+        a = await wire.assigned_endpoint()
+        b = await wire.assigned_endpoint()
+        assert (a[2], b[2]) == (first, second)  # the first one is busy with a
+        assert wire.hub.router.in_flight() == {first: 1, second: 1}
+        await wire.complete(a[0], a[1])
+        assert wire.hub.router.in_flight() == {second: 1}
+        c = await wire.assigned_endpoint()
+        assert c[2] == first  # free again, and second still runs b
+        await wire.api("POST", f"/agentcom/api/tasks/{c[0]}/cancel", {})
+        assert (await wire.recv())["type"] == "task_cancelled"
+        assert wire.hub.router.in_flight() == {second: 1}
+    finally:
+        await wire.close()
+
+
+async def test_a_bad_report_is_answered_with_an_error_and_changes_nothing(tmp_path: Path, llm_server) -> None:
+    wire, (first, second) = await _wire(tmp_path, llm_server)
+    try:
+        good = {"endpoint": first, "free_slots": 2, "cpu_percent": 20.0}
+        await wire.send({"type": "resource_report", "endpoints": [good]})
+        assert (await wire.answer_to_ping())["type"] == "pong"
+        before = dict(wire.hub.registry.snapshot().resources)
+        assert before == {first: ResourceReport(reported_at=before[first].reported_at, cpu_percent=20.0, free_slots=2)}
+        bad_reports = [
+            ([{"endpoint": second, "cpu_percent": 150}], "endpoints[0].cpu_percent"),
+            ([{"endpoint": second, "free_slots": -1}], "endpoints[0].free_slots"),
+            ([], "endpoints"),
+            ([{"endpoint": second, "free_slots": 0}, {"endpoint": "not a host!", "free_slots": 9}],
+             "endpoints[1].endpoint"),
+            ([{"endpoint": second, "free_slots": 0}, {"endpoint": first, "ram_total_mb": 1000, "ram_free_mb": 2000}],
+             "endpoints[1].ram_free_mb"),
+            ([{"endpoint": second, "free_slots": 0}, {"endpoint": f"http://{second}/", "free_slots": 5}],
+             "endpoints[1].endpoint"),
+        ]
+        for endpoints, field in bad_reports:
+            await wire.send({"type": "resource_report", "endpoints": endpoints})
+            error = await wire.recv()
+            assert (error["type"], error["error"], error["message_type"]) == ("error", "validation_failed",
+                                                                               "resource_report"), error
+            assert error["errors"][0]["field"] == field, error
+            assert wire.hub.registry.snapshot().resources == before  # not even the entries before the bad one
+        _, _, endpoint = await wire.assigned_endpoint()
+        assert endpoint == first  # the good report still stands: first has room, second reported nothing
+    finally:
+        await wire.close()
+
+
+async def test_reports_for_unknown_endpoints_are_skipped_and_explicit_routing_ignores_reports(tmp_path: Path) -> None:
+    hub = agentcom.Hub(db_path=str(tmp_path / "hub.db"), port=0, host="127.0.0.1")
+    await hub.start()
+    wire = Wire(hub, await websocket_connect(hub.ws_url))
+    try:
+        report = {"type": "resource_report", "endpoints": [{"endpoint": "elsewhere:11434", "free_slots": 1}]}
+        await wire.send(report)
+        assert (await wire.recv())["error"] == "not_identified"
+        await wire.send({"type": "identify", "agent_id": "a", "token": hub.create_agent_token("a"),
+                         "protocol_version": 1})
+        assert (await wire.recv())["type"] == "identified"
+        await wire.send(report)
+        assert (await wire.answer_to_ping())["type"] == "pong"
+    finally:
+        await wire.close()
