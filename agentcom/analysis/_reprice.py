@@ -87,13 +87,14 @@ def reprice(
     """Price ``df``'s executions under ``prices``, optionally moving whole tiers to one model
     (``tier_models={"complex": "claude-haiku-4-5"}``: what if all complex work had gone there?)."""
     model, moved = _whatif_models(df, tier_models)
-    target = pd.Series(df["target_type"].astype(object).to_numpy(), dtype=object).where(~moved, None)
+    target = df["target_type"]  # where the run happened; says nothing about a run the what-if moved
     counts = [df[c].to_numpy("int64", na_value=-1) for c in _TOKENS]
     tokens_known = np.logical_and.reduce([c >= 0 for c in counts])
     used_tokens = tokens_known & (sum(counts) > 0)
     original_nano, original_known = _nanos(df["estimated_cost_usd"])
-    free = target.isin(FREE_TARGETS).to_numpy()
-    charged_nothing = free | target.isin(LOCAL_TARGETS).to_numpy()  # the hub charges these 0 whatever the model
+    free = target.isin(FREE_TARGETS).to_numpy() & ~moved
+    local = target.isin(LOCAL_TARGETS).to_numpy() & ~moved
+    charged_nothing = free | local  # the hub charges these 0 whatever the model
     carried = ~charged_nothing & pd.isna(model)  # no model to price: the run keeps what it cost
 
     cache: dict[tuple[Any, ...], Decimal | None] = {}
@@ -106,7 +107,8 @@ def reprice(
 
     table_rows = ~charged_nothing & ~carried & tokens_known
     whatif = Priced.of(np.flatnonzero(table_rows), model, counts, ask)
-    equivalent = _equivalent_models(model, target, charged_nothing & ~free, ask, reference_model)
+    on_claude = (target == "claude").to_numpy(dtype=bool) & ~moved
+    equivalent = _equivalent_models(model, on_claude, local, ask, reference_model)
     reference = Priced.of(np.flatnonzero(used_tokens & ~free & pd.notna(equivalent)), equivalent, counts, ask)
 
     original = df["estimated_cost_usd"]
@@ -211,19 +213,20 @@ def _whatif_models(df: pd.DataFrame, tier_models: Mapping[str, str] | None) -> t
 
 
 def _equivalent_models(
-    model: np.ndarray, target: pd.Series, local: np.ndarray, ask: Ask, reference_model: str
+    model: np.ndarray, on_claude: np.ndarray, local: np.ndarray, ask: Ask, reference_model: str
 ) -> np.ndarray:
     """Per row, the model that prices its "equivalent Claude cost" by the hub's rule (module
-    docstring), or None for no equivalent. ``target`` is None where the what-if moved the run."""
-    own: dict[str, str | None] = {}
-    for name in pd.unique(model[pd.notna(model)]).tolist():
+    docstring), or None for no equivalent. Decided once per distinct model, then spread by code."""
+    codes, names = pd.factorize(model)  # code -1: no model
+    own: list[str | None] = []
+    for name in names.tolist():
         real = real_model(name)
-        own[name] = real if "claude" in real and _cloud_priced(real, ask) else None
-    claude_model = pd.Series(model, dtype=object).map(own).to_numpy()
-    on_claude = (target == "claude").to_numpy()
-    fallback = np.where(on_claude, None, reference_model)
-    chosen = np.where(pd.notna(claude_model), claude_model, fallback)
-    return np.asarray(np.where(local, reference_model, chosen), dtype=object)
+        own.append(real if "claude" in real and _cloud_priced(real, ask) else None)
+    own_model = np.array([*own, None], dtype=object)[codes]
+    has_own = np.array([m is not None for m in own] + [False], dtype=bool)[codes]
+    chosen = np.where(has_own, own_model, np.where(on_claude, None, reference_model))
+    chosen[local] = reference_model
+    return np.asarray(chosen, dtype=object)
 
 
 def _cloud_priced(model: str, ask: Ask) -> bool:
