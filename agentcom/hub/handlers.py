@@ -75,10 +75,11 @@ class ApiMixin:
         handler: web.RequestHandler = self  # type: ignore[assignment]
         try:
             return msgspec.json.decode(handler.request.body or b"null")
-        except msgspec.DecodeError as exc:
-            raise InvalidJson(f"request body is not valid JSON: {exc}") from None
+        except msgspec.DecodeError as exc:  # the culprit is the body as a whole: field "$", as in validation errors
+            raise InvalidJson(f"request body is not valid JSON: {exc}", errors=[{"field": "$", "error": str(exc)}]) from None
         except RecursionError:
-            raise InvalidJson("request body is not valid JSON: nested too deeply") from None
+            raise InvalidJson("request body is not valid JSON: nested too deeply",
+                              errors=[{"field": "$", "error": "nested too deeply"}]) from None
 
     def int_arg(self, name: str, default: int, lo: int, hi: int) -> int:
         handler: web.RequestHandler = self  # type: ignore[assignment]

@@ -19,7 +19,7 @@ T = TypeVar("T")
 
 _encoder = msgspec.json.Encoder()
 _PATH_RE = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
-_MISSING_RE = re.compile(r"(?:missing required|contains unknown) field `(?P<field>[^`]+)`")
+_MISSING_RE = re.compile(r"(?:missing required|contains unknown) field `(?P<field>.+)`$", re.S)  # a name may hold backticks
 
 
 def encode(frame: msgspec.Struct) -> str:
