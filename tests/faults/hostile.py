@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hypothesis import strategies as st
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from agentcom.protocol import codec
@@ -204,3 +205,27 @@ class Http:
         status, headers, raw = self.call(method, path, body, token)
         assert headers.get("content-type", "").startswith("application/json"), (status, headers, raw[:200])
         return status, json.loads(raw)
+
+
+# --------------------------------------------------------------------- JSON for hypothesis
+
+json_leaf = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=40)
+json_value = st.recursive(json_leaf, lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4),
+                          max_leaves=12)
+KIND_OF = {type(None): "null", bool: "bool", int: "int", float: "float", str: "str", list: "array", dict: "object"}
+
+
+def kind(value: Any) -> str:
+    return KIND_OF[type(value)]
+
+
+def wrong_value(allowed: set[str]) -> st.SearchStrategy[Any]:
+    return json_value.filter(lambda v: kind(v) not in allowed and not (kind(v) == "float" and "int" in allowed
+                                                                      and float(v).is_integer() and "float" in allowed))
+
+
+def nested(depth: int, opener: str) -> str:
+    """``depth`` arrays (``[``) or objects (``{``) inside each other."""
+    if opener == "[":
+        return "[" * depth + "]" * depth
+    return '{"a":' * depth + "1" + "}" * depth

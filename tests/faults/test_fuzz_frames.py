@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from agentcom.protocol import messages as m
 
-from .hostile import Seeded, Socket, check_error, identify, seed, start_hub, state
+from .hostile import Seeded, Socket, check_error, identify, json_value, nested, seed, start_hub, state, wrong_value
 from browser.live import LiveHub
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -74,20 +74,7 @@ BAD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "output": st.just("y" * 524_289),
 }
 
-json_leaf = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=40)
-json_value = st.recursive(json_leaf, lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4),
-                          max_leaves=12)
 DECLARED = {"type"} | {f for cls in m.ALL_INBOUND_TYPES.values() for f in cls.__struct_fields__}
-KIND_OF = {type(None): "null", bool: "bool", int: "int", float: "float", str: "str", list: "array", dict: "object"}
-
-
-def kind(value: Any) -> str:
-    return KIND_OF[type(value)]
-
-
-def wrong_value(allowed: set[str]) -> st.SearchStrategy[Any]:
-    return json_value.filter(lambda v: kind(v) not in allowed and not (kind(v) == "float" and "int" in allowed
-                                                                      and float(v).is_integer() and "float" in allowed))
 
 
 # ------------------------------------------------------------------------ valid bases
@@ -155,13 +142,6 @@ def broken_frame(draw: Any, task_ids: list[str]) -> tuple[dict[str, Any], str]:
     name = draw(st.sampled_from(sorted(fields)))
     frame[name] = draw(wrong_value(fields[name]))
     return frame, name
-
-
-def nested(depth: int, opener: str) -> str:
-    """``depth`` arrays (``[``) or objects (``{``) inside each other."""
-    if opener == "[":
-        return "[" * depth + "]" * depth
-    return '{"a":' * depth + "1" + "}" * depth
 
 
 # ------------------------------------------------------------------------ fixtures
