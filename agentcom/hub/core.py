@@ -37,7 +37,7 @@ from agentcom.hub.ready import ReadyQueue
 from agentcom.protocol import messages as m
 from agentcom.protocol.api import TaskSubmission
 from agentcom.store.db import transaction
-from agentcom.store.tasks import ALL_STATES, NANO, Task, TaskStore, nano_to_usd, usd_to_nano
+from agentcom.store.tasks import ALL_STATES, NANO, OPEN_STATES, Task, TaskStore, nano_to_usd, usd_to_nano
 
 log = logging.getLogger(__name__)
 
@@ -531,20 +531,24 @@ class HubCore:
     def resync(self) -> None:
         """Make memory agree with the store again after a write failed: the file is the truth.
 
-        Open tasks are reloaded (the same objects where they exist); the ready queue,
-        dependency waits, agents' task maps, counts, totals and recent completions are
-        rebuilt from them, and dashboards hear of every task whose state went back.
+        The tasks the failed transaction wrote (``store.touched``) are reloaded (the same
+        objects where they exist); the ready queue, dependency waits and agents' task maps
+        are rebuilt from memory, counts (and totals and recent completions, when executions
+        were written) from the file; dashboards hear of every task whose state went back.
         """
-        before = {task_id: (t.status, t.generation) for task_id, t in self.tasks.items()}
-        reloaded: dict[str, Task] = {}
-        for fresh in self.store.load_open():
-            task = self.tasks.get(fresh.task_id)
-            if task is not None:
-                vars(task).update(vars(fresh))
-            reloaded[fresh.task_id] = task or fresh
-        self.tasks.clear()
-        self.tasks.update(reloaded)
-        for task_id in [t for t in self._parked if self.tasks.get(t) is None or self.tasks[t].status != "queued"]:
+        changed = []
+        for task_id in self.store.touched:
+            held = self.tasks.pop(task_id, None)
+            before = (held.status, held.generation) if held is not None else None
+            fresh = self.store.get(task_id)
+            if fresh is not None and fresh.status in OPEN_STATES:
+                if held is not None:
+                    vars(held).update(vars(fresh))
+                self.tasks[task_id] = held or fresh
+            if fresh is not None and (fresh.status, fresh.generation) != before:
+                changed.append(self.tasks.get(task_id) or fresh)
+        self.store.touched.clear()
+        for task_id in [t for t in self._parked if t not in self.tasks or self.tasks[t].status != "queued"]:
             del self._parked[task_id]
         self.ready = ReadyQueue(self._is_ready)
         self._waiting_on.clear()
@@ -562,19 +566,15 @@ class HubCore:
                 agent.tasks[task.task_id] = task.status
         self.counts.clear()
         self.counts.update(self.store.counts())
-        self.totals_nano.update(self._load_totals())
-        if self.recent:
+        if self.store.touched_executions:
+            self.store.touched_executions = False
+            self.totals_nano.update(self._load_totals())
             statuses = self.store.statuses(c["task_id"] for c in self.recent)
             kept = [c for c in self.recent if statuses.get(c["task_id"]) == "completed"]
             self.recent.clear()
             self.recent.extend(kept)
-        for task_id, state in before.items():
-            task = self.tasks.get(task_id) or self.store.get(task_id)
-            if task is not None and (task.status, task.generation) != state:
-                self._publish_task(task)
-        for task in self.tasks.values():
-            if task.task_id not in before:
-                self._publish_task(task)
+        for task in changed:
+            self._publish_task(task)
         for agent in self.agents.values():
             self._publish_agent(agent)
 

@@ -104,6 +104,16 @@ class TaskStore:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self.group = GroupCommit(conn)
+        # What the current outermost transaction (a group commit's turn) writes: if SQLite refuses
+        # or rolls it back, these are the tasks whose memory the hub reloads (HubCore.resync).
+        self.touched: set[str] = set()
+        self.touched_executions = False
+
+    def _touch(self, task_id: str) -> None:
+        if not self.conn.in_transaction:  # a new transaction: what earlier ones wrote is settled
+            self.touched.clear()
+            self.touched_executions = False
+        self.touched.add(task_id)
 
     # ------------------------------------------------------------------ writes
 
@@ -116,6 +126,7 @@ class TaskStore:
                   _dumps(t.complexity), None if t.routing_decision is None else _dumps(t.routing_decision),
                   None if t.result is None else _dumps(t.result), t.last_error, t.created_at, t.updated_at,
                   t.completed_at)
+        self._touch(t.task_id)
         with transaction(self.conn):
             cur = self.conn.execute(_INSERT_SQL, values)
             task.seq = int(cur.lastrowid or 0)
@@ -143,6 +154,7 @@ class TaskStore:
                 None if t.result is None else _dumps(t.result), t.last_error, t.updated_at, t.completed_at, t.task_id)
         else:
             raise ValueError(f"unknown save scope {scope!r}; expected all, status or final")
+        self._touch(t.task_id)
         with transaction(self.conn):
             self.conn.execute(sql, values)
             if event:
@@ -154,6 +166,8 @@ class TaskStore:
 
     def record_execution(self, row: dict[str, Any]) -> bool:
         """Insert one executions row; False if that task generation already has one (idempotent)."""
+        self._touch(row["task_id"])
+        self.touched_executions = True
         cur = self.conn.execute(
             "INSERT OR IGNORE INTO executions(task_id, generation, agent_id, tier, target_type, endpoint, model_used, "
             "tokens_in, tokens_out, cache_read_tokens, cache_write_tokens, cost_nusd, equivalent_claude_cost_nusd, "
