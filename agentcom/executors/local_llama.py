@@ -171,7 +171,8 @@ class LocalLlamaExecutor:
     a task may name another file in ``routing_decision.selected_model``. ``max_tokens`` and
     ``temperature`` are defaults that ``metadata`` overrides per task; at temperature 0 the
     output is deterministic. ``n_ctx`` is the context window in tokens, ``n_threads`` the
-    CPU threads (None: llama.cpp's default, half the cores), ``seed`` fixes sampling.
+    CPU threads for generation and prompt evaluation alike (None: llama-cpp-python's
+    defaults, half the cores and all of them), ``seed`` fixes sampling.
     """
 
     target_type = "local"
@@ -194,7 +195,10 @@ class LocalLlamaExecutor:
         self.temperature = temperature
         llama_kwargs: dict[str, Any] = {"n_ctx": n_ctx, "seed": seed}
         if n_threads is not None:
-            llama_kwargs["n_threads"] = n_threads
+            if n_threads < 1:
+                raise ConfigError(f"n_threads must be a positive integer, got {n_threads!r}")
+            # prompt evaluation too: a sidecar told to keep to N cores keeps to them throughout
+            llama_kwargs["n_threads"] = llama_kwargs["n_threads_batch"] = n_threads
         self._llama_kwargs = llama_kwargs
         self._models: dict[Path, _LocalModel] = {}
 

@@ -46,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="OpenAI-compatible server (llama.cpp, vLLM...) for openai tasks whose routing names no endpoint")
     parser.add_argument("--local-model", metavar="PATH|auto",
                         help="GGUF model for the embedded llama.cpp executor ('auto': the packaged SmolLM2)")
+    parser.add_argument("--local-threads", metavar="N", type=int,
+                        help="CPU threads the embedded model uses (default: llama.cpp's, half the cores)")
     parser.add_argument("--workdir", metavar="DIR", help="directory tasks run in (default: the current one)")
     parser.add_argument("--state-dir", metavar="DIR",
                         help="where the task journal lives (default: ~/.agentcom/sidecars/AGENT_ID)")
@@ -124,6 +126,12 @@ def build_sidecar(args: argparse.Namespace) -> Sidecar:
     models: list[str] = []
     if args.local_model:
         options["local_model"] = args.local_model
+    if args.local_threads is not None:
+        if not args.local_model:
+            raise UsageError("--local-threads needs --local-model")
+        if args.local_threads < 1:
+            raise UsageError(f"--local-threads must be a positive integer, got {args.local_threads}")
+        options["local_threads"] = args.local_threads
     return Sidecar(
         hub, agent_id, token,
         capabilities=args.capabilities, ollama_url=args.ollama_url, workdir=workdir, state_dir=state_dir,

@@ -497,10 +497,11 @@ class Sidecar:
         # else at the sidecar's own --openai-url (explicit routing names no endpoint).
         executors: dict[str, Any] = {"openai": OpenAICompatExecutor(options.pop("openai_url", None))}
         local_model = options.pop("local_model", None)
+        local_threads = options.pop("local_threads", None)
         if local_model:
             from agentcom.executors.local_llama import LocalLlamaExecutor
 
-            local = LocalLlamaExecutor(local_model)
+            local = LocalLlamaExecutor(local_model, n_threads=local_threads)
             executors["local"] = local
             if local.model_name not in self.models:
                 self.models.append(local.model_name)

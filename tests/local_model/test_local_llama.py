@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 import pytest
 
+from agentcom.errors import ConfigError
 from agentcom.executors.base import Outcome, Output, Step
 from agentcom.executors.local_llama import LocalLlamaExecutor
 from agentcom.executors.openai_compat import task_messages
@@ -188,3 +189,10 @@ async def test_a_file_that_is_not_a_model_fails_cleanly(tmp_path: Path, task_fac
     assert not outcome.ok and not outcome.retryable
     assert outcome.model_used == "junk (local)"
     assert "Failed to load model" in (outcome.error or "")
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [({"max_tokens": 0}, "max_tokens must be a positive integer, got 0"),
+                                                 ({"n_threads": 0}, "n_threads must be a positive integer, got 0")])
+def test_bad_settings_fail_at_construction(kwargs: dict[str, int], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        LocalLlamaExecutor(**kwargs)  # type: ignore[arg-type]

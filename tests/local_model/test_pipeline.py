@@ -12,7 +12,10 @@ Wall times of cancels are printed, never asserted (the machine is shared).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import re
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,7 @@ from agentcom.executors.dispatch import Dispatcher
 from agentcom.executors.local_llama import LocalLlamaExecutor
 from agentcom.pricing import PriceTable
 from agentcom.sidecar import Sidecar
-from agentcom.sidecar.cli import add_arguments, build_sidecar, UsageError
+from agentcom.sidecar.cli import UsageError, add_arguments, build_sidecar
 from sidecar.harness import Env, e2e, eventually
 
 from .conftest import LlamaServer
@@ -177,7 +180,8 @@ async def test_the_embedded_model_runs_a_routed_task_in_a_sidecar_process(
     tmp_path: Path, direct_llama: Any, routing: str,
 ) -> None:
     async with e2e(tmp_path, tier_targets={"standard": "local"}, **{**MODEL_ROUTING, "routing": routing}) as env:
-        await env.sidecar("agent-1", "--local-model", "auto")
+        threads = ("--local-threads", "1") if routing == "explicit" else ()
+        await env.sidecar("agent-1", "--local-model", "auto", *threads)
         task, tokens = await run_to_completion(env)
 
         assert task["routing_decision"]["target_type"] == "local"
@@ -223,21 +227,25 @@ async def test_cancel_stops_the_embedded_model_in_an_in_process_sidecar(
 
 
 def _llama_worker(task_id: str) -> bool:
-    import threading
-
     return any(t.name == f"agentcom-llama-{task_id}" and t.is_alive() for t in threading.enumerate())
 
 
 # --------------------------------------------------------------------------- the sidecar's flag
 
 
-@pytest.mark.parametrize("url", ["ftp://llm:21", "http://"])
-def test_a_bad_openai_url_is_a_usage_error(url: str, tmp_path: Path) -> None:
-    import argparse
-
+def sidecar_args(tmp_path: Path, *extra: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    args = parser.parse_args(["--hub", "http://127.0.0.1:1", "--agent-id", "a", "--token", "t",
-                              "--state-dir", str(tmp_path), "--openai-url", url])
-    with pytest.raises(UsageError, match="--openai-url: endpoint must be 'host:port' or an http"):
-        build_sidecar(args)
+    return parser.parse_args(["--hub", "http://127.0.0.1:1", "--agent-id", "a", "--token", "t",
+                              "--state-dir", str(tmp_path), *extra])
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (("--openai-url", "ftp://llm:21"), "--openai-url: endpoint must be 'host:port' or an http(s) URL"),
+    (("--openai-url", "http://"), "--openai-url: endpoint must be 'host:port' or an http(s) URL"),
+    (("--local-threads", "2"), "--local-threads needs --local-model"),
+    (("--local-model", "auto", "--local-threads", "0"), "--local-threads must be a positive integer, got 0"),
+])
+def test_bad_local_tier_flags_are_usage_errors(extra: tuple[str, ...], message: str, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=re.escape(message)):
+        build_sidecar(sidecar_args(tmp_path, *extra))
