@@ -233,3 +233,24 @@ async def test_an_immutable_file_fails_the_commit_and_nothing_is_acknowledged(ma
         _healthy(hub, accepted)
     finally:
         api.close()
+
+
+async def test_work_the_hub_could_not_assign_while_read_only_is_assigned_once_it_can_write(make_hub, sidecar_ws) -> None:
+    hub = await make_hub()
+    api = Api(hub)
+    try:
+        task_id = await api.submit(description="waits for a sidecar")
+        token = hub.create_agent_token("agent-1")
+        hub.conn.execute("PRAGMA query_only = ON")
+        sidecar = await sidecar_ws(hub, "agent-1", token)  # identify only reads; its assignment is refused
+        await sidecar.nothing_else()
+        assert hub.core.tasks[task_id].status == "queued" and hub.core.agents["agent-1"].tasks == {}
+        _healthy(hub, [task_id])
+
+        hub.conn.execute("PRAGMA query_only = OFF")  # the lease sweep's next tick schedules again
+        assign = await sidecar.assignment()
+        assert assign["task_id"] == task_id
+        await sidecar.run(assign)
+        _healthy(hub, [task_id])
+    finally:
+        api.close()
