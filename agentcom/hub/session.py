@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import sqlite3
 from typing import TYPE_CHECKING, Callable
 
 import msgspec
@@ -137,8 +138,11 @@ class SidecarSession:
             self.core.touch(self.agent)  # any frame, even a bad one, shows the sidecar is alive
         frame = None
         try:
-            frame = codec.sidecar_decoder.decode(raw)
-            self._dispatch(frame)
+            try:
+                frame = codec.sidecar_decoder.decode(raw)
+                self._dispatch(frame)
+            except sqlite3.Error as exc:  # a store access outside the core's guarded writes (token, reports)
+                raise StoreUnavailable(f"the hub cannot use its store now ({exc})") from None
         except ProtocolError as exc:
             if isinstance(exc, StoreUnavailable) and isinstance(getattr(frame, "task_id", None), str):
                 exc.extra.setdefault("task_id", frame.task_id)  # type: ignore[union-attr]  # which outcome to send again
