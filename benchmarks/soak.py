@@ -39,6 +39,7 @@ import json
 import os
 import random
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -337,10 +338,25 @@ def slope_mb_per_min(samples: list[tuple[float, float]]) -> float:
 
 
 async def bench(args: argparse.Namespace) -> int:
-    loop = asyncio.get_running_loop()
+    """The soak; neither the hub nor the sidecar process outlives it, whatever ends it (an error, Ctrl-C, SIGTERM)."""
     workdir = tempfile.mkdtemp(prefix="agentcom-soak-")
     load0 = os.getloadavg()
     hub = HubProcess(workdir, args, args.sidecars)
+    children: list[subprocess.Popen[str]] = []
+    try:
+        return await soak(args, hub, workdir, children, load0)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        hub.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def soak(args: argparse.Namespace, hub: HubProcess, workdir: str, children: list[subprocess.Popen[str]],
+               load0: tuple[float, float, float]) -> int:
+    loop = asyncio.get_running_loop()
     tokens_path = os.path.join(workdir, "tokens.json")
     Path(tokens_path).write_text(json.dumps(hub.tokens))
     out_path = os.path.join(workdir, "sidecars.json")
@@ -353,10 +369,10 @@ async def bench(args: argparse.Namespace) -> int:
     connect0 = time.perf_counter()
     side = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--drive", json.dumps(spec)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    children.append(side)
     assert side.stdout is not None and side.stdin is not None
     line = await loop.run_in_executor(None, side.stdout.readline)
     if not line.startswith("{"):
-        hub.stop()
         raise SystemExit(f"sidecar process failed to start (got {line!r})")
     connect_s = time.perf_counter() - connect0
     await asyncio.sleep(1.0)  # the dashboards' snapshots and the 1,000 agent deltas settle
@@ -466,6 +482,9 @@ async def bench(args: argparse.Namespace) -> int:
           f"(submitting took {submit_s:.1f} s, drain {drain_s:.1f} s; submit lag p99 "
           f"{_pct(sorted(submitter.lag_s), 99) * 1000:.1f} ms, POST answer p50 "
           f"{_pct(sorted(submitter.answer_s), 50) * 1000:.1f} ms p99 {_pct(sorted(submitter.answer_s), 99) * 1000:.1f} ms)")
+    if submit_s > 1.05 * args.duration:
+        print(f"  note        the submitter fell behind: {len(submitted) / submit_s:.1f} tasks/s went in, not "
+              f"{args.rate:g} (POSTs answered slower than {args.submit_workers} connections at the offered rate need)")
     if latencies:
         print(f"  task        p50 {_pct(latencies, 50):7.1f} ms   p99 {_pct(latencies, 99):7.1f} ms   "
               f"max {latencies[-1]:7.1f} ms  POST -> complete ack (includes {args.work_ms} ms of work)")
@@ -512,6 +531,7 @@ def main() -> int:
     if args.drive:
         drive(json.loads(args.drive))
         return 0
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that bench() stops the hub on the way out
     return asyncio.run(bench(args))
 
 
