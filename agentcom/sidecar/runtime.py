@@ -11,13 +11,16 @@ tasks at once through a dispatcher. What it guarantees:
 - frames produced while disconnected wait in the outbox and go out once the resume answers
   are in, minus those of tasks that are no longer ours;
 - ``task_cancelled`` stops the work at once and nothing more is sent for that generation;
-- a refused token is fatal (``SidecarRefused``), not a reconnect loop.
+- a refused token is fatal (``SidecarRefused``), not a reconnect loop;
+- the hub hears what its endpoints have room for (``resource_report``): on connect, when
+  the running set changes (at most once a second) and every ``resource_interval_s``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +34,7 @@ from agentcom.errors import AgentComError, HubUnavailable, ProtocolError
 from agentcom.executors.base import Output
 from agentcom.protocol import codec
 from agentcom.protocol import messages as m
+from agentcom.routing.addresses import parse_address
 from agentcom.sidecar.connection import Backoff, Pacer, sidecar_url
 from agentcom.sidecar.emitter import DEFAULT_BATCH_INTERVAL_MS, ProgressEmitter
 from agentcom.sidecar.journal import FinalFrame, Journal
@@ -45,6 +49,8 @@ MAX_RESUME = 64  # identify.resume entries the protocol takes
 FRAME_MARGIN = 1_024  # bytes kept free under the hub's frame limit
 DEFAULT_MAX_EVENTS_PER_S = 2_000  # progress frames a second: under the hub's per-session budget (5 000)
 _REFUSING_ERRORS = {"stale_generation", "not_found"}
+REPORT_MIN_GAP_S = 1.0  # resource reports at most this often, however often tasks start and end
+_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
 class SidecarRefused(HubUnavailable):
@@ -87,6 +93,7 @@ class Sidecar:
         max_frame_bytes: int = 1_048_576,
         max_events_per_s: float = DEFAULT_MAX_EVENTS_PER_S,
         dispatcher_options: dict[str, Any] | None = None,
+        resource_interval_s: float = 15.0,
     ) -> None:
         if not 1 <= concurrency <= 64:
             raise ValueError(f"concurrency must be between 1 and 64, got {concurrency}")
@@ -114,6 +121,8 @@ class Sidecar:
         self._resume_pending: set[str] = set()
         self._last_heard = 0.0
         self.identified_count = 0
+        self.resource_interval_s = resource_interval_s
+        self._runs_changed = asyncio.Event()
 
     # ------------------------------------------------------------------ public
 
@@ -265,6 +274,7 @@ class Sidecar:
         helpers = [
             asyncio.create_task(self._write_loop(conn)),
             asyncio.create_task(self._heartbeat(conn, frame.heartbeat_ms, frame.lease_ms)),
+            asyncio.create_task(self._report_resources(conn)),
         ]
         if self._resume_pending:
             helpers.append(asyncio.create_task(self._open_after(RESUME_WAIT_S)))
@@ -318,6 +328,49 @@ class Sidecar:
                 conn.write_message(codec.encode(m.Ping()))
             except WebSocketClosedError:
                 return
+
+    async def _report_resources(self, conn: WebSocketClientConnection) -> None:
+        """Send ``resource_report`` now, after each change of the running set (at most every
+        ``REPORT_MIN_GAP_S``) and every ``resource_interval_s``; straight to the socket, since a
+        report held over a disconnection would be stale when it arrived."""
+        while True:
+            self._runs_changed.clear()
+            report = await self.resource_report()
+            if report is not None:
+                try:
+                    conn.write_message(codec.encode(report))
+                except WebSocketClosedError:
+                    return
+            await asyncio.sleep(REPORT_MIN_GAP_S)
+            try:
+                await asyncio.wait_for(self._runs_changed.wait(), max(0.0, self.resource_interval_s - REPORT_MIN_GAP_S))
+            except asyncio.TimeoutError:
+                pass
+
+    async def resource_report(self) -> m.ResourceReport | None:
+        """Free slots and tasks in flight per endpoint this sidecar uses (its ``ollama_url`` and every
+        endpoint a running task was sent to); for its ``ollama_url`` also the loaded models and, when
+        that is this machine, its load and memory. None when it uses no endpoint."""
+        running: dict[str, tuple[str, int]] = {}  # endpoint id -> (address as reported, tasks running there)
+        for run in self._runs.values():
+            decision = run.assign.routing_decision
+            address = decision.selected_endpoint or (self.ollama_url if decision.target_type == "ollama" else None)
+            endpoint_id = _endpoint_id(address)
+            if address and endpoint_id:
+                first_address, count = running.get(endpoint_id, (address, 0))
+                running[endpoint_id] = (first_address, count + 1)
+        free = max(0, self.concurrency - len(self._runs))
+        entries = []
+        own_id = _endpoint_id(self.ollama_url)
+        if self.ollama_url and own_id:
+            _, in_flight = running.pop(own_id, ("", 0))
+            local = parse_address(self.ollama_url).host in _LOOPBACK
+            entries.append(m.EndpointResources(endpoint=self.ollama_url, free_slots=free, in_flight=in_flight,
+                                               loaded_models=await _loaded_models(self.ollama_url),
+                                               **(machine_figures() if local else {})))
+        for address, in_flight in sorted(running.values()):
+            entries.append(m.EndpointResources(endpoint=address, free_slots=free, in_flight=in_flight))
+        return m.ResourceReport(endpoints=entries[:64]) if entries else None
 
     async def _open_after(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -432,6 +485,7 @@ class Sidecar:
         """Stop a task's work, forget its frames and its journal entry; send nothing more."""
         run = self._runs.pop(task_id, None)
         if run is not None:
+            self._runs_changed.set()
             run.emitter.discard()
             if run.task is not None:
                 run.task.cancel()
@@ -453,6 +507,7 @@ class Sidecar:
         if note:
             emitter.emit(Output(kind="status", text=note))
         run.task = asyncio.create_task(self._execute(run), name=f"task {task_id}")
+        self._runs_changed.set()
 
     async def _execute(self, run: _Run) -> None:
         assign, emitter = run.assign, run.emitter
@@ -479,6 +534,7 @@ class Sidecar:
         self.journal.finish(final)
         self.outbox.put(final)
         del self._runs[assign.task_id]
+        self._runs_changed.set()
         log.info("task %s: %s", assign.task_id,
                  "complete" if isinstance(final, m.TaskComplete) else f"failed: {final.error.splitlines()[0][:200]}")
 
@@ -538,6 +594,47 @@ def fit_frame(final: FinalFrame, max_bytes: int) -> FinalFrame:
     return final
 
 
+def _endpoint_id(address: str | None) -> str | None:
+    """``host:port`` of an endpoint address, so a URL and a bare ``host:port`` count as one."""
+    if not address:
+        return None
+    try:
+        return parse_address(address).endpoint_id
+    except AgentComError:
+        return None
+
+
+async def _loaded_models(ollama_url: str) -> list[str] | None:
+    """Models the Ollama server holds in memory (``/api/ps``); None when it does not say."""
+    import ollama
+
+    try:
+        async with ollama.AsyncClient(host=ollama_url, timeout=2.0) as client:
+            answer = await client.ps()
+        return [model.model for model in answer.models if isinstance(model.model, str) and model.model][:256]
+    except Exception:  # noqa: BLE001 - a report without loaded models is still worth sending
+        return None
+
+
+def machine_figures() -> dict[str, float]:
+    """Load (1-minute load average over the cores, as a percentage) and memory of this machine, where
+    the system tells; what it does not tell is left out."""
+    figures: dict[str, float] = {}
+    try:
+        figures["cpu_percent"] = min(100.0, 100.0 * os.getloadavg()[0] / (os.cpu_count() or 1))
+    except (AttributeError, OSError):
+        pass
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            kib = {line.split(":")[0]: int(line.split()[1]) for line in handle if line.split()[1:2]}
+        if "MemTotal" in kib and "MemAvailable" in kib:
+            figures["ram_total_mb"] = kib["MemTotal"] / 1024
+            figures["ram_free_mb"] = min(kib["MemAvailable"], kib["MemTotal"]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return figures
+
+
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, HTTPClientError):
         return f"HTTP {exc.code}"
@@ -546,4 +643,4 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-__all__ = ["Runner", "Sidecar", "SidecarRefused", "fit_frame"]
+__all__ = ["Runner", "Sidecar", "SidecarRefused", "fit_frame", "machine_figures"]

@@ -172,3 +172,63 @@ async def test_reports_for_unknown_endpoints_are_skipped_and_explicit_routing_ig
         assert (await wire.answer_to_ping())["type"] == "pong"
     finally:
         await wire.close()
+
+
+class _HeldRunner:
+    """Runs each task until the test releases it, so what is in flight stays put while the hub looks."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.started: list[str] = []
+
+    async def execute(self, task: Any, on_output: Any) -> Any:
+        from types import SimpleNamespace
+
+        from agentcom.protocol import messages as m
+
+        self.started.append(task.task_id)
+        await self.release.wait()
+        return SimpleNamespace(error=None, retryable=False, result=m.ExecutionResult(
+            status="success", output="ok", model_used="llama3.2:latest", tokens_in=1, tokens_out=1,
+            estimated_cost_usd=0.0, equivalent_claude_cost_usd=None, execution_ms=1, price_table="test"))
+
+
+async def _until(probe: Any, what: str) -> Any:
+    for _ in range(int(WAIT_S / 0.02)):
+        value = probe()
+        if value:
+            return value
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def test_the_sidecar_reports_its_endpoint_on_connect_and_when_work_starts(tmp_path: Path, llm_server) -> None:
+    from agentcom.sidecar.runtime import Sidecar
+
+    server = llm_server("healthy", models=["llama3.2:latest"], loaded=["llama3.2:latest"])
+    hub = agentcom.Hub(db_path=str(tmp_path / "hub.db"), port=0, host="127.0.0.1", routing="model",
+                       fallback_wait_ms=60_000, health_interval_ms=3_600_000)
+    await hub.start()
+    runner = _HeldRunner()
+    sidecar = Sidecar(hub.url, "box", hub.create_agent_token("box"), ollama_url=server.url, state_dir=tmp_path / "sc",
+                      concurrency=3, runner=runner, resource_interval_s=3_600)
+    serving = asyncio.create_task(sidecar.run())
+    http = AsyncHTTPClient(force_instance=True)
+    try:
+        resources = hub.registry.snapshot
+        report = await _until(lambda: resources().resources.get(server.address), "a report on connect")
+        assert (report.free_slots, report.in_flight, report.loaded_models) == (3, 0, ("llama3.2:latest",))
+        assert report.ram_total_mb and report.ram_free_mb is not None and report.ram_free_mb <= report.ram_total_mb
+        await hub.registry.check_all()  # the auto-registered endpoint is healthy: standard work goes there
+        await http.fetch(hub.url + "/agentcom/api/tasks", method="POST", body=json.dumps(STANDARD),
+                         headers={"Authorization": f"Bearer {hub.admin_token}"})
+        await _until(lambda: runner.started, "the task started")
+        report = await _until(lambda: (r := resources().resources.get(server.address)) and r.in_flight == 1 and r,
+                              "a report of the running task")
+        assert report.free_slots == 2
+    finally:
+        runner.release.set()
+        sidecar.stop()
+        await asyncio.wait_for(serving, WAIT_S)
+        http.close()
+        await hub.stop()
