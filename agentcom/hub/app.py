@@ -12,6 +12,7 @@ from typing import Any
 from tornado import httpserver, web
 
 from agentcom.config import AgentCom
+from agentcom.hub import redact
 from agentcom.hub.core import Router
 from agentcom.hub.routes import route_table
 from agentcom.hub.service import HubService
@@ -24,6 +25,7 @@ class Hub(HubService):
         self.port: int | None = None
 
     def make_app(self) -> web.Application:
+        redact.install()  # dashboard URLs carry the admin token: keep it out of Tornado's log lines
         return web.Application(
             route_table(self, "/", extra=self.extra_routes()),
             agentcom_admin_token=self.admin_token,

@@ -42,8 +42,11 @@ class AgentComExtension(ExtensionApp):
                       settings.db_path, self.serverapp.base_url if self.serverapp else "/")
 
     def initialize_handlers(self) -> None:
+        from agentcom.hub import redact
         from agentcom.hub.routes import route_table
         from agentcom.jupyter.handlers import JupyterAuth, jupyter_routes
+
+        redact.install()  # Jupyter scrubs its access log; Tornado's warnings for refused requests too
 
         # ExtensionApp puts the server's base_url in front of every pattern.
         rules = route_table(self.hub, "/", auth_base=JupyterAuth, extra=jupyter_routes(self.hub))
