@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import sqlite3
 import subprocess
 from pathlib import Path
 from typing import Any, Iterator
@@ -31,6 +32,8 @@ import pytest
 from agentcom import Hub
 from agentcom.errors import StoreUnavailable
 from agentcom.protocol import messages as m
+from agentcom.store.db import open_db, transaction
+from agentcom.store.tasks import TaskStore
 from hub.conftest import make_hub, sidecar_ws  # noqa: F401  (fixtures shared with the hub tests)
 from hub.test_invariants import _check
 from hub.wire import Api, result
@@ -176,6 +179,38 @@ async def test_a_turn_whose_transaction_sqlite_rolled_back_acknowledges_none_of_
         _healthy(hub, [first, second])
     finally:
         api.close()
+
+
+async def test_a_group_commit_whose_transaction_vanished_fails_whole_and_keeps_every_waiter(tmp_path, anyio_backend) -> None:
+    """The store alone: write A, write B fills the disk (SQLite drops the transaction, A with it),
+    write C opens a new one in the same turn. Nothing of the turn may be committed, and A's
+    waiter, registered before the loss, must still hear of it."""
+    conn = open_db(tmp_path / "group.db")
+    store = TaskStore(conn)
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count = {pages + 8}")
+    heard: list[tuple[str, bool]] = []
+    failures: list[str] = []
+    store.group.on_failure.append(lambda: failures.append("reload"))
+
+    store.group.begin()
+    with transaction(conn):
+        conn.execute("INSERT INTO agent_tokens(agent_id, salt, digest, created_at) VALUES ('a', x'00', x'00', 1)")
+    store.group.after_commit(lambda ok: heard.append(("a", ok)))
+    with pytest.raises(sqlite3.OperationalError, match="database or disk is full"):
+        with transaction(conn):
+            conn.execute("INSERT INTO agent_tokens(agent_id, salt, digest, created_at) VALUES ('b', ?, x'00', 1)",
+                         (BIG.encode(),))
+    assert not conn.in_transaction  # SQLite rolled back the whole transaction, not just B
+    with transaction(conn):
+        conn.execute("INSERT INTO agent_tokens(agent_id, salt, digest, created_at) VALUES ('c', x'00', x'00', 1)")
+    store.group.after_commit(lambda ok: heard.append(("c", ok)))
+
+    assert await store.group.committed() is False
+    assert heard == [("a", False), ("c", False)] and failures == ["reload"]
+    assert conn.execute("SELECT count(*) FROM agent_tokens").fetchone()[0] == 0
+    assert not conn.in_transaction and conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
 
 
 async def test_a_read_only_connection_refuses_writes_and_recovers(make_hub, sidecar_ws) -> None:
