@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from agentcom.protocol import codec
 from agentcom.protocol import messages as m
 
 from .hostile import Seeded, Socket, check_error, identify, json_value, nested, seed, start_hub, state, wrong_value
@@ -46,14 +47,20 @@ FIELDS: dict[str, dict[str, set[str]]] = {
     "task_progress": TASK | {"progress": {"int", "float", "null"}, "execution_event": {"object", "null"}},
     "task_complete": TASK | {"result": {"object"}},
     "task_failed": TASK | {"error": {"str"}, "retryable": {"bool"}, "result": {"object", "null"}},
+    "resource_report": {"endpoints": {"array"}},
 }
-NESTED = {"result": RESULT, "execution_event": EVENT}
+RESOURCES = {"endpoint": {"str"}, "free_slots": {"int", "null"}, "in_flight": {"int", "null"},
+             "loaded_models": {"array", "null"}, "cpu_percent": {"int", "float", "null"},
+             "ram_total_mb": {"int", "float", "null"}, "ram_free_mb": {"int", "float", "null"},
+             "vram_total_mb": {"int", "float", "null"}, "vram_free_mb": {"int", "float", "null"}}
+NESTED = {"result": RESULT, "execution_event": EVENT, "endpoints": RESOURCES}   # endpoints: a list of them
 REQUIRED = {"identify": ["agent_id", "token", "protocol_version"], "task_accepted": ["task_id", "generation"],
             "task_rejected": ["task_id", "generation", "reason"], "task_progress": ["task_id", "generation"],
-            "task_complete": ["task_id", "generation", "result"], "task_failed": ["task_id", "generation", "error"]}
+            "task_complete": ["task_id", "generation", "result"], "task_failed": ["task_id", "generation", "error"],
+            "resource_report": ["endpoints"]}
 REQUIRED_NESTED = {"result": ["status", "output", "model_used", "tokens_in", "tokens_out", "estimated_cost_usd",
                               "equivalent_claude_cost_usd", "execution_ms", "price_table"],
-                   "execution_event": ["event_type", "text", "timestamp", "seq"]}
+                   "execution_event": ["event_type", "text", "timestamp", "seq"], "endpoints": ["endpoint"]}
 # Values of the right JSON kind that are still wrong, with the field they are wrong for.
 BAD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "generation": st.integers(max_value=-1),
@@ -72,6 +79,11 @@ BAD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "estimated_cost_usd": st.floats(max_value=-0.01) | st.floats(min_value=m.MAX_USD * 2, allow_infinity=False),
     "text": st.just("x" * 262_145),
     "output": st.just("y" * 524_289),
+    "endpoints": st.just([]) | st.just([{"endpoint": "h:1"}] * 65),
+    "free_slots": st.integers(max_value=-1) | st.integers(min_value=100_001),
+    "cpu_percent": st.floats(min_value=100.001, allow_infinity=False) | st.floats(max_value=-0.001, allow_infinity=False),
+    "ram_free_mb": st.floats(min_value=1.001e9, allow_infinity=False) | st.floats(max_value=-0.001, allow_infinity=False),
+    "endpoint": st.just("") | st.just("e" * 513),
 }
 
 DECLARED = {"type"} | {f for cls in m.ALL_INBOUND_TYPES.values() for f in cls.__struct_fields__}
@@ -95,6 +107,9 @@ def valid_frame(draw: Any, task_ids: list[str], frame_type: str | None = None) -
     frame_type = frame_type or draw(st.sampled_from(sorted(FIELDS) + ["ping"]))
     if frame_type == "ping":
         return {"type": "ping"}
+    if frame_type == "resource_report":
+        return {"type": frame_type, "endpoints": [{"endpoint": "127.0.0.1:11434", "free_slots": draw(st.integers(0, 4)),
+                                                    "loaded_models": ["llama3.2"], "cpu_percent": 12.5}]}
     if frame_type == "identify":
         return {"type": "identify", "agent_id": draw(st.sampled_from(["worker", "fuzzer", "stranger"])),
                 "token": draw(st.text(min_size=1, max_size=40)), "protocol_version": 1,
@@ -121,15 +136,16 @@ def broken_frame(draw: Any, task_ids: list[str]) -> tuple[dict[str, Any], str]:
     nested = [n for n in NESTED if n in frame and frame[n] is not None]
     if fault.startswith("nested") and nested:
         outer = draw(st.sampled_from(nested))
-        inner = dict(frame[outer])
+        listed = isinstance(frame[outer], list)
+        inner = dict(frame[outer][0] if listed else frame[outer])
         if fault == "nested_missing":
             name = draw(st.sampled_from(REQUIRED_NESTED[outer]))
             del inner[name]
         else:
             name = draw(st.sampled_from(sorted(NESTED[outer])))
             inner[name] = draw(wrong_value(NESTED[outer][name]) | BAD_VALUES.get(name, st.nothing()))
-        frame[outer] = inner
-        return frame, f"{outer}.{name}"
+        frame[outer] = [inner] if listed else inner
+        return frame, f"{outer}[0].{name}" if listed else f"{outer}.{name}"
     if fault == "missing":
         name = draw(st.sampled_from(REQUIRED[frame["type"]]))
         del frame[name]
@@ -178,6 +194,16 @@ def fuzzer(live: LiveHub, seeded: Seeded) -> Iterator[Socket]:
 
 
 @pytest.fixture(scope="module")
+def dashboard(live: LiveHub, seeded: Seeded) -> Iterator[Socket]:
+    """A dashboard on the admin token, its first snapshot read."""
+    sock = Socket(live, "/agentcom/ws/dashboard", {"Authorization": f"Bearer {live.hub.admin_token}"})
+    first = sock.recv()
+    assert first is not None and first["type"] == "snapshot"
+    yield sock
+    sock.close()
+
+
+@pytest.fixture(scope="module")
 def spare_token(live: LiveHub) -> str:
     """Minted before ``before`` is taken, for a sidecar a test connects and loses."""
     return str(live.call(live.hub.create_agent_token, "oversize"))
@@ -197,6 +223,14 @@ def still_serving(live: LiveHub, seeded: Seeded, fuzzer: Socket, before: dict[st
 
 
 # ------------------------------------------------------------------------ tests
+
+
+def test_every_inbound_frame_type_is_fuzzed() -> None:
+    """A new frame type fails here until this module knows its fields."""
+    assert set(codec.sidecar_decoder.types) == set(FIELDS) | {"ping"}
+    for frame_type, fields in FIELDS.items():
+        declared = set(m.ALL_INBOUND_TYPES[frame_type].__struct_fields__)
+        assert declared == set(fields), (frame_type, declared ^ set(fields))
 
 
 @FUZZ
@@ -219,9 +253,12 @@ def test_valid_frames_from_a_sidecar_owning_nothing_change_nothing(live: LiveHub
     frame = data.draw(valid_frame(seeded.task_ids))
     extra = data.draw(st.dictionaries(st.text(min_size=1, max_size=12).filter(lambda k: k not in DECLARED),
                                       json_value, max_size=3))
-    answer = fuzzer.ask(json.dumps(frame | extra))      # unknown fields are accepted (forward compatible)
+    fuzzer.send(json.dumps(frame | extra))              # unknown fields are accepted (forward compatible)
+    if frame["type"] == "resource_report":              # filed without an answer: the ping's pong comes first
+        fuzzer.send(m.Ping())
+    answer = fuzzer.recv()
     assert answer is not None
-    if frame["type"] == "ping":
+    if frame["type"] in ("ping", "resource_report"):
         assert answer["type"] == "pong"
     elif (frame["type"] == "task_complete" and frame["task_id"] == seeded.completed["task_id"]
           and frame["generation"] == seeded.completed["generation"]):
@@ -368,4 +405,36 @@ def test_memory_stays_bounded(live: LiveHub, seeded: Seeded, fuzzer: Socket, bef
     growth = after - base
     print(f"traced memory over {BATCH} bad frames: {growth / 1024:.1f} KiB growth, peak {peak / 1024:.1f} KiB")
     assert growth < 1024 * 1024, f"{growth} bytes still held after {BATCH} bad frames"
+    assert state(live) == before
+
+
+@FUZZ
+@given(data=st.data())
+def test_dashboard_frames(live: LiveHub, seeded: Seeded, before: dict[str, Any], dashboard: Socket,
+                          data: st.DataObject) -> None:
+    """The dashboard socket's commands, broken or aimed at tasks they cannot apply to, change nothing."""
+    real = seeded.task_ids
+    case = data.draw(st.sampled_from(["bad_id", "unknown_id", "wrong_state", "unknown_type"]))
+    if case == "bad_id":
+        frame_type = data.draw(st.sampled_from(["cancel_task", "retry_task", "subscribe"]))
+        allowed = {"str", "null"} if frame_type == "subscribe" else {"str"}
+        frame = {"type": frame_type, "task_id": data.draw(wrong_value(allowed) | st.text(min_size=65, max_size=200))}
+    elif case == "unknown_id":
+        frame = {"type": data.draw(st.sampled_from(["cancel_task", "retry_task"])),
+                 "task_id": data.draw(st.text(min_size=1, max_size=64).filter(lambda t: t not in real))}
+    elif case == "wrong_state":
+        frame = data.draw(st.sampled_from([{"type": "cancel_task", "task_id": seeded.completed["task_id"]},
+                                           {"type": "retry_task", "task_id": seeded.completed["task_id"]},
+                                           {"type": "retry_task", "task_id": seeded.working["task_id"]},
+                                           {"type": "retry_task", "task_id": seeded.queued}]))
+    else:
+        frame = {"type": data.draw(st.text(max_size=30).filter(lambda t: t not in codec.dashboard_decoder.types))}
+    answer = check_error(dashboard.ask(json.dumps(frame)))
+    expected = {"bad_id": "validation_failed", "unknown_id": "not_found", "wrong_state": "invalid_state",
+                "unknown_type": "unknown_type"}[case]
+    assert answer["error"] == expected, (frame, answer)
+    if case == "bad_id":
+        assert answer["errors"][0]["field"] == "task_id", answer
+    elif case != "unknown_type":
+        assert answer.get("task_id") == frame["task_id"], answer
     assert state(live) == before
