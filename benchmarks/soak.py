@@ -19,14 +19,14 @@ Three processes, as in real use:
 
 Figures: completed tasks/s; p50/p99 latency from the POST to the sidecar's receipt of the
 complete ack (both processes read the same monotonic clock); p50/p99 dashboard delivery latency
-(includes the hub's ``batch_interval_ms`` window); the hub's RSS over time and its least-squares
+(includes the hub's ``batch_interval_ms`` window); the hub's RSS over time and its robust (Theil-Sen)
 slope after the warm-up; events the hub published against what each dashboard received plus what
 it was told was dropped (the documented policy: a slow dashboard loses its oldest execution events
 and gets ``{"type": "dropped", "count": N}``); errors: error frames, sidecar and dashboard
 disconnects, refused submissions, tasks not completed, unaccounted events, out-of-order events,
 hub log lines at ERROR.
 
-Exit status 1 when there is any error, or when the fitted RSS growth over the steady part of the
+Exit status 1 when there is any error, or when the RSS growth fitted over the steady part of the
 run exceeds ``--rss-bound-mb``.
 """
 
@@ -327,14 +327,13 @@ class Submitter:
 
 
 def slope_mb_per_min(samples: list[tuple[float, float]]) -> float:
-    """Least-squares slope of (seconds, MB) samples, in MB per minute."""
-    n = len(samples)
-    if n < 2:
+    """Theil-Sen slope of (seconds, MB) samples in MB per minute: the median of the pairwise slopes, so one
+    transient peak (dashboard buffers while the hub catches up) does not read as growth, while a leak does."""
+    slopes = sorted((r2 - r1) / (t2 - t1) for i, (t1, r1) in enumerate(samples) for t2, r2 in samples[i + 1:] if t2 > t1)
+    if not slopes:
         return 0.0
-    mean_t = sum(t for t, _ in samples) / n
-    mean_r = sum(r for _, r in samples) / n
-    var = sum((t - mean_t) ** 2 for t, _ in samples)
-    return 60 * sum((t - mean_t) * (r - mean_r) for t, r in samples) / var if var else 0.0
+    mid = len(slopes) // 2
+    return 60 * (slopes[mid] if len(slopes) % 2 else (slopes[mid - 1] + slopes[mid]) / 2)
 
 
 async def bench(args: argparse.Namespace) -> int:
@@ -501,8 +500,8 @@ async def soak(args: argparse.Namespace, hub: HubProcess, workdir: str, children
     for t, rss, completed, queued, sidecars in dict.fromkeys(shown):
         print(f"              {t:6.0f}   {rss:8.1f}   {int(completed):9,}   {int(queued):6,}   {int(sidecars):8,}")
     rss_ok = growth <= args.rss_bound_mb
-    print(f"  RSS slope   {slope:+.2f} MB/min after {warm:.0f} s warm-up = {growth:+.1f} MB over the run "
-          f"(bound {args.rss_bound_mb:g} MB): {'flat' if rss_ok else 'GROWING'}")
+    print(f"  RSS slope   {slope:+.2f} MB/min (Theil-Sen) after {warm:.0f} s warm-up = {growth:+.1f} MB over the run "
+          f"(bound {args.rss_bound_mb:g} MB): {'flat' if rss_ok else 'GROWING'}; peak {max(r for _, r, *_ in samples):.1f} MB")
     total_errors = sum(v for v in errors.values())
     print(f"  errors      {total_errors}" + "".join(f"\n                {k}: {v}" for k, v in errors.items() if v))
     for sample_text in (seen["errors"][:3] + seen["disconnects"][:3] + submitter.refused[:3] + hub.log_errors()[:3]
@@ -522,7 +521,7 @@ def main() -> int:
     parser.add_argument("--work-ms", type=int, default=300, help="how long a sidecar takes per task")
     parser.add_argument("--sample-s", type=float, default=5.0, help="seconds between RSS samples")
     parser.add_argument("--rss-bound-mb", type=float, default=8.0,
-                        help="fail when the fitted RSS growth over the steady part of the run exceeds this")
+                        help="fail when the RSS growth fitted over the steady part of the run exceeds this")
     parser.add_argument("--submit-workers", type=int, default=8, help="keep-alive HTTP connections submitting")
     parser.add_argument("--hub-setting", action="append", default=[], metavar="NAME=VALUE",
                         help="a hub setting passed as --NAME VALUE to `agentcom hub` (e.g. relaxed per-address limits)")
