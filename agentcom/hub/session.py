@@ -93,6 +93,9 @@ class SidecarSession:
         self.closed = False
         self._group = core.store.group
         self._outbox: list[msgspec.Struct | tuple[int, str]] = []  # frames, or (code, reason) for a close
+        # Set by a transport that can put several frames into one socket write: a commit usually
+        # releases two or three frames per connection (acks and the next task_assign).
+        self.send_many: Callable[[list[msgspec.Struct]], None] | None = None
         s = core.settings
         self._bad = RateWindow(s.bad_frame_limit, s.bad_frame_window_ms)
         self._progress = RateWindow(s.progress_rate_limit, 1000)
@@ -126,11 +129,23 @@ class SidecarSession:
             self.closed = True
             self._close(1011, "the hub could not store this connection's last frames")
             return
+        frames: list[msgspec.Struct] = []
         for item in items:
             if isinstance(item, tuple):
+                self._send_all(frames)
                 self._close(*item)
             else:
-                self._send(item)
+                frames.append(item)
+        self._send_all(frames)
+
+    def _send_all(self, frames: list[msgspec.Struct]) -> None:
+        """Send held frames in order, in one write where the transport can."""
+        if len(frames) > 1 and self.send_many is not None:
+            self.send_many(frames)
+        else:
+            for frame in frames:
+                self._send(frame)
+        frames.clear()
 
     def on_text(self, raw: str | bytes) -> None:
         self._group.begin()

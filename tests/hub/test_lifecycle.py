@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from typing import Any
 
@@ -364,13 +363,13 @@ async def test_acknowledgements_leave_only_after_their_writes_are_committed(
     from agentcom.hub.handlers import SidecarSocketHandler
 
     leaving: list[tuple[bool, str]] = []
-    write = SidecarSocketHandler.write_message
+    write = SidecarSocketHandler._send_frames  # every frame to a sidecar leaves through it
 
-    def spy(self: Any, message: Any, binary: bool = False) -> Any:
-        leaving.append((hub.conn.in_transaction, json.loads(message)["type"]))
-        return write(self, message, binary)
+    def spy(self: Any, frames: Any) -> Any:
+        leaving.extend((hub.conn.in_transaction, frame.__struct_config__.tag) for frame in frames)
+        return write(self, frames)
 
-    monkeypatch.setattr(SidecarSocketHandler, "write_message", spy)
+    monkeypatch.setattr(SidecarSocketHandler, "_send_frames", spy)
     sidecars = [await sidecar_ws(hub, f"agent-{i}") for i in range(4)]
     ids = [await api.submit(description=f"t{i}") for i in range(4)]
     assert all(_status_seen_by_another_connection(hub, t) is not None for t in ids)  # 201 came after the commit
