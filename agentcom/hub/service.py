@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import sqlite3
 import stat
 from pathlib import Path
 from typing import Any, Callable
@@ -24,6 +25,7 @@ from agentcom.hub.core import HubCore, Router
 from agentcom.hub.guard import AddressGuard
 from agentcom.hub.session import SidecarSession
 from agentcom.protocol.api import TaskSubmission
+from agentcom.protocol.messages import ErrorFrame
 from agentcom.store import tokens
 from agentcom.store.db import open_db
 from agentcom.store.tasks import Task, TaskStore
@@ -50,6 +52,9 @@ def load_or_create_admin_token(db_path: str | os.PathLike[str]) -> str:
     return token
 
 
+TOKEN_CHECK_MS = 5_000  # how often connected sidecars' tokens are checked against the store
+
+
 class HubService:
     version = __version__
 
@@ -64,6 +69,7 @@ class HubService:
         self.conn = open_db(self.settings.db_path)
         self.store = TaskStore(self.conn)
         self.admin_token = self.settings.admin_token or load_or_create_admin_token(self.settings.db_path)
+        self._token_digests: dict[str, bytes] = {}  # agent_id -> digest of the token it identified with
         self.router = router or self._default_router()
         self.core = HubCore(self.settings, self.store, self.router, call_later=self._call_later)
         task_changed = getattr(self.router, "task_changed", None)
@@ -109,6 +115,9 @@ class HubService:
         sweep = PeriodicCallback(self.core.sweep_leases, max(50, min(1000, self.settings.lease_ms // 4)))
         sweep.start()
         self._timers.append(sweep)
+        token_check = PeriodicCallback(self._check_tokens, TOKEN_CHECK_MS)
+        token_check.start()
+        self._timers.append(token_check)
         if self.registry is not None:
             self.registry.start()
         self.core.schedule()
@@ -150,7 +159,35 @@ class HubService:
         return tokens.create_token(self.conn, agent_id)
 
     def verify_agent_token(self, agent_id: str, token: str) -> bool:
-        return tokens.verify_token(self.conn, agent_id, token)
+        ok = tokens.verify_token(self.conn, agent_id, token)
+        if ok:  # remembered so that revoking or re-minting the token later ends this connection too
+            self._token_digests[agent_id] = tokens.live_digests(self.conn, agent_id).get(agent_id, b"")
+        return ok
+
+    def close_revoked_sidecars(self) -> list[str]:
+        """Close connected sidecars whose token was revoked or replaced since they identified.
+
+        ``agentcom token revoke`` (or ``token create`` again) changes only the database, possibly
+        from another process; this check, run every ``TOKEN_CHECK_MS``, makes it end live sessions
+        too. Each is told ``unauthorized`` and closed with 1008; its tasks wait out the lease as
+        for any lost sidecar, and only a valid token can resume them."""
+        live = tokens.live_digests(self.conn)
+        closed = []
+        for agent in list(self.core.agents.values()):
+            seen = self._token_digests.get(agent.agent_id)
+            if not agent.online or seen is None or live.get(agent.agent_id) == seen:
+                continue
+            agent.send(ErrorFrame(error="unauthorized",
+                                  message="this sidecar's token was revoked or replaced; identify with a valid token"))
+            agent.close(1008, "token revoked")
+            closed.append(agent.agent_id)
+        return closed
+
+    def _check_tokens(self) -> None:
+        try:
+            self.close_revoked_sidecars()
+        except sqlite3.Error as exc:  # a busy or failing store: try again at the next check
+            log.warning("could not check sidecar tokens: %s", exc)
 
     def new_sidecar_session(self, send: Callable[[msgspec.Struct], None], close: Callable[[int, str], None],
                             address: str = "") -> SidecarSession:

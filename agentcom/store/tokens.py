@@ -49,6 +49,17 @@ def verify_token(conn: sqlite3.Connection, agent_id: str, token: str) -> bool:
     return ok and row["revoked_at"] is None
 
 
+def live_digests(conn: sqlite3.Connection, agent_id: str | None = None) -> dict[str, bytes]:
+    """The stored digest of each agent's unrevoked token (of ``agent_id`` alone if given):
+    a revoke removes an entry, a re-mint changes it."""
+    if agent_id is None:
+        rows = conn.execute("SELECT agent_id, digest FROM agent_tokens WHERE revoked_at IS NULL").fetchall()
+    else:
+        rows = conn.execute("SELECT agent_id, digest FROM agent_tokens WHERE revoked_at IS NULL AND agent_id=?",
+                            (agent_id,)).fetchall()
+    return {r["agent_id"]: bytes(r["digest"]) for r in rows}
+
+
 def revoke_token(conn: sqlite3.Connection, agent_id: str) -> bool:
     with transaction(conn):
         cur = conn.execute(
