@@ -36,7 +36,7 @@ from agentcom.protocol import messages as m
 from agentcom.store import tokens
 from browser.live import LiveHub
 
-from .hostile import Http, Seeded, Socket, seed, start_hub, state
+from .hostile import Http, Seeded, Socket, identify, seed, start_hub, state
 
 METHODS = ("get", "post", "put", "patch", "delete", "head", "options")
 PUBLIC = {"/agentcom/health", "/agentcom/static/app.js", "/agentcom/static/app.css"}
@@ -230,6 +230,23 @@ def test_sidecar_socket_is_authenticated_by_identify(live: LiveHub, seeded: Seed
     assert no_secret_in(secrets_, bodies, records.lines)
     after = state(live)
     assert after["rows"] == before["rows"] and after["snapshot"]["agents"] == before["snapshot"]["agents"]
+
+
+def test_revoking_or_reminting_a_token_ends_its_live_session(live: LiveHub, seeded: Seeded) -> None:
+    """``agentcom token revoke`` (or ``token create`` again) writes only the database; the hub's token
+    check (every TOKEN_CHECK_MS, called here directly) closes the sessions those tokens opened."""
+    hub = live.hub
+    revoked, reminted = identify(live, "victim"), identify(live, "renewed")
+    assert live.call(tokens.revoke_token, hub.conn, "victim")
+    live.call(hub.create_agent_token, "renewed")
+    assert sorted(live.call(hub.close_revoked_sidecars)) == ["renewed", "victim"]
+    for sock in (revoked, reminted):
+        answer = sock.recv()
+        assert answer is not None and answer["error"] == "unauthorized", answer
+        assert sock.recv() is None and sock.close_code == 1008
+    assert live.call(hub.close_revoked_sidecars) == []
+    answer = seeded.worker.ask(m.Ping())                # a sidecar whose token stands is left alone
+    assert answer is not None and answer["type"] == "pong"
 
 
 def test_sidecar_socket_refuses_browser_pages(live: LiveHub) -> None:
