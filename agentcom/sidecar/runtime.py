@@ -342,9 +342,12 @@ class Sidecar:
                 except WebSocketClosedError:
                     return
             await asyncio.sleep(REPORT_MIN_GAP_S)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that arrives as the
+            # event is set, and this helper then outlives its session, which waits for it for ever
             try:
-                await asyncio.wait_for(self._runs_changed.wait(), max(0.0, self.resource_interval_s - REPORT_MIN_GAP_S))
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(max(0.0, self.resource_interval_s - REPORT_MIN_GAP_S)):
+                    await self._runs_changed.wait()
+            except TimeoutError:
                 pass
 
     async def resource_report(self) -> m.ResourceReport | None:

@@ -10,7 +10,6 @@ history, the execution rows or the totals; the new holder's outcome is the one t
 
 from __future__ import annotations
 
-import json
 import signal
 from pathlib import Path
 from typing import Any, Callable
@@ -23,7 +22,7 @@ from cli.conftest import HubProcess, agentcom
 from hub.wire import Sidecar, result
 from sidecar.harness import Api, SidecarProcess, eventually
 
-from .support import read_db, usd_nano
+from .support import journal_tasks, read_db, record_run, runs_by_task, usd_nano
 
 pytestmark = pytest.mark.anyio
 
@@ -32,11 +31,6 @@ LEASE_MS = 1500
 
 def _token(db: Path, agent_id: str, env: dict[str, str]) -> str:
     return agentcom("token", "create", agent_id, "--db", str(db), env=env).stdout.strip()
-
-
-def _journal(state_dir: Path) -> list[dict[str, Any]]:
-    path = state_dir / "journal.json"
-    return list(json.loads(path.read_text())["tasks"]) if path.exists() else []
 
 
 async def test_a_frozen_sidecar_is_dropped_after_the_lease_and_its_task_finished_elsewhere_once(
@@ -51,7 +45,8 @@ async def test_a_frozen_sidecar_is_dropped_after_the_lease_and_its_task_finished
     try:
         await eventually(lambda: "identified as" in frozen.output(), "the first sidecar up", timeout=60)
         task_id = await api.submit("outlives its sidecar", complexity_tier="trivial", metadata={
-            "shell_command": f'echo "$AGENTCOM_GENERATION" >> {runs_log}; sleep 1; echo finished', "shell": True})
+            "shell_command": record_run(runs_log, f"sleep 1; echo finished; touch {work}/ended-$AGENTCOM_GENERATION"),
+            "shell": True})
         await eventually(lambda: runs_log.exists() and runs_log.read_text(), "the task running")
         first = await api.task(task_id)
         assert (first["status"], first["assigned_to"]) == ("working", "agent-frozen")
@@ -60,9 +55,11 @@ async def test_a_frozen_sidecar_is_dropped_after_the_lease_and_its_task_finished
         done = await eventually(lambda: api.status_is(task_id, "completed", "failed", "dead_letter"), "the outcome")
         agents = await api.call("GET", "/agentcom/api/agents")
         history = done["history"]
+        # thawed with its task's process ended and its socket closed by the hub: both wake it at once
+        await eventually(lambda: (work / f"ended-{first['generation']}").exists(), "the frozen sidecar's run ended")
         frozen.send_signal(signal.SIGCONT)
         await eventually(lambda: frozen.output().count("identified as") == 2, "the thawed sidecar back")
-        await eventually(lambda: not _journal(frozen.state_dir), "the thawed sidecar gave the task up")
+        await eventually(lambda: not journal_tasks(frozen.state_dir), "the thawed sidecar gave the task up")
         after = await api.task(task_id)
     finally:
         frozen.send_signal(signal.SIGCONT)
@@ -76,8 +73,8 @@ async def test_a_frozen_sidecar_is_dropped_after_the_lease_and_its_task_finished
     assert after["history"] == history and after["status"] == "completed"  # the thawed sidecar changed nothing
     rows = read_db(db, "SELECT agent_id, generation, status FROM executions WHERE task_id = ?", task_id)
     assert rows == [("agent-other", done["generation"], "success")]
-    generations = [int(g) for g in runs_log.read_text().split()]
-    assert sorted(generations) == [first["generation"], done["generation"]]  # the frozen run, then the one that counted
+    # the frozen run, then the one that counted
+    assert runs_by_task(runs_log)[task_id] == [first["generation"], done["generation"]]
     code, _, err = hub.stop(signal.SIGTERM)
     assert code == 0, err
 
