@@ -12,10 +12,11 @@ on every reconnect, and it writes down every ``task_assign`` it runs and every
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import socket
 import sqlite3
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -291,3 +292,24 @@ def read_db(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
 
 def usd_nano(value: float) -> int:
     return round(value * 1_000_000_000)
+
+
+def runs_by_task(log: Path) -> dict[str, list[int]]:
+    """Task id -> the generations it ran at, in order: shell tasks append ``$AGENTCOM_TASK_ID $AGENTCOM_GENERATION``."""
+    runs: dict[str, list[int]] = defaultdict(list)
+    if log.exists():
+        for line in log.read_text().splitlines():
+            task_id, generation = line.split()
+            runs[task_id].append(int(generation))
+    return runs
+
+
+def record_run(log: Path, then: str) -> str:
+    """A shell command (``shell: true``) that appends its task id and generation to ``log``, then runs ``then``."""
+    return f'echo "$AGENTCOM_TASK_ID $AGENTCOM_GENERATION" >> {log}; {then}'
+
+
+def journal_tasks(state_dir: Path) -> list[dict[str, Any]]:
+    """The tasks a sidecar's journal holds (running, or finished and not yet acknowledged)."""
+    path = state_dir / "journal.json"
+    return list(json.loads(path.read_text())["tasks"]) if path.exists() else []

@@ -14,7 +14,6 @@ import asyncio
 import random
 import signal
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,16 +23,11 @@ from agentcom.client import Feed, FeedStream
 from cli.conftest import HubProcess, agentcom
 from sidecar.harness import Api, SidecarProcess, eventually
 
-from .support import Ledger, RecordingSidecar, Relay, job_cost, read_db, usd_nano
+from .support import Ledger, RecordingSidecar, Relay, job_cost, read_db, record_run, runs_by_task, usd_nano
 
 pytestmark = pytest.mark.anyio
 
 HUB_FLAGS = ("--lease-ms", "4000", "--heartbeat-ms", "200", "--batch-interval-ms", "50")
-
-
-def _run_lines(log: Path) -> Counter[str]:
-    """How many times each task started (each appends its id to ``log``)."""
-    return Counter(line.split()[0] for line in log.read_text().splitlines()) if log.exists() else Counter()
 
 
 async def _sidecar_through(relay: Relay, hub: HubProcess, db: Path, cli_env: dict[str, str], work: Path) -> SidecarProcess:
@@ -55,8 +49,8 @@ async def test_a_link_cut_mid_task_resumes_and_the_task_runs_and_completes_once(
     sidecar = await _sidecar_through(relay, hub, db, cli_env, work)
     try:
         task_id = await api.submit("survives a cut", complexity_tier="trivial", metadata={
-            "shell_command": f'echo "$AGENTCOM_TASK_ID" >> {runs_log}; sleep 1.5; echo finished', "shell": True})
-        await eventually(lambda: _run_lines(runs_log)[task_id] == 1, "the task started")
+            "shell_command": record_run(runs_log, "sleep 1.5; echo finished"), "shell": True})
+        await eventually(lambda: task_id in runs_by_task(runs_log), "the task started")
         before = await api.task(task_id)
         assert before["status"] == "working"
         assert relay.cut(side) == 1
@@ -68,7 +62,7 @@ async def test_a_link_cut_mid_task_resumes_and_the_task_runs_and_completes_once(
     assert relay.accepted == 2
     assert done["status"] == "completed" and done["result"]["output"].strip() == "finished"
     assert (done["generation"], done["attempts"]) == (before["generation"], 1)  # continued, not reassigned
-    assert _run_lines(runs_log)[task_id] == 1  # the work itself never stopped
+    assert runs_by_task(runs_log)[task_id] == [before["generation"]]  # the work itself never stopped
     assert not any(h["event"] in ("reclaimed", "rejected") for h in done["history"])
     assert read_db(db, "SELECT count(*) FROM executions WHERE task_id = ?", task_id) == [(1,)]
     code, _, err = hub.stop(signal.SIGTERM)
@@ -88,7 +82,7 @@ async def test_links_cut_at_random_during_a_workload_every_task_runs_and_complet
     sidecar = await _sidecar_through(relay, hub, db, cli_env, work)
     started = time.monotonic()
     task_ids = [await api.submit(f"job {i}", complexity_tier="trivial", metadata={
-        "shell_command": f'echo "$AGENTCOM_TASK_ID" >> {runs_log}; sleep {rng.uniform(0.05, 0.4):.3f}', "shell": True})
+        "shell_command": record_run(runs_log, f"sleep {rng.uniform(0.05, 0.4):.3f}"), "shell": True})
         for i in range(tasks)]
     sides = []
     try:
@@ -102,7 +96,7 @@ async def test_links_cut_at_random_during_a_workload_every_task_runs_and_complet
         await sidecar.stop()
         await relay.stop()
     print(f"{tasks} tasks, links cut at {sides}: {relay.accepted} connections, {time.monotonic() - started:.1f} s")
-    assert _run_lines(runs_log) == {t: 1 for t in task_ids}  # every task ran once: no cut stopped or repeated work
+    assert {t: len(g) for t, g in runs_by_task(runs_log).items()} == {t: 1 for t in task_ids}  # every task ran once: no cut stopped or repeated work
     rows = dict(read_db(db, "SELECT task_id, count(*) FROM executions GROUP BY task_id"))
     assert rows == {t: 1 for t in task_ids}
     assert relay.accepted == cuts + 1

@@ -13,11 +13,9 @@ every journal ends empty (every outcome was acknowledged or handed back).
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import signal
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Callable
 
@@ -26,23 +24,13 @@ import pytest
 from cli.conftest import HubProcess, agentcom
 from sidecar.harness import Api, SidecarProcess, eventually
 
-from .support import read_db
+from .support import journal_tasks, read_db, record_run, runs_by_task
 
 pytestmark = pytest.mark.anyio
 
 TASKS = 120
 SIDECARS = 3
 KILLS = 4
-
-
-def _runs(log: Path) -> dict[str, list[int]]:
-    """Task id -> generations it ran at, in order (from the lines the tasks appended)."""
-    runs: dict[str, list[int]] = defaultdict(list)
-    if log.exists():
-        for line in log.read_text().splitlines():
-            task_id, generation = line.split()
-            runs[task_id].append(int(generation))
-    return runs
 
 
 async def _remaining(api: Api) -> int:
@@ -52,11 +40,6 @@ async def _remaining(api: Api) -> int:
 
 async def _done(api: Api) -> bool:
     return await _remaining(api) == 0
-
-
-def _journal(state_dir: Path) -> list[dict[str, object]]:
-    path = state_dir / "journal.json"
-    return list(json.loads(path.read_text())["tasks"]) if path.exists() else []
 
 
 async def test_sidecars_sigkilled_and_restarted_lose_nothing_and_complete_nothing_twice(
@@ -78,7 +61,7 @@ async def test_sidecars_sigkilled_and_restarted_lose_nothing_and_complete_nothin
     started = time.monotonic()
     task_ids = []
     for i in range(TASKS):
-        command = f'echo "$AGENTCOM_TASK_ID $AGENTCOM_GENERATION" >> {runs_log}; sleep {rng.uniform(0.1, 0.5):.3f}'
+        command = record_run(runs_log, f"sleep {rng.uniform(0.1, 0.5):.3f}")
         task_ids.append(await api.submit(f"job {i}", complexity_tier="trivial", max_attempts=10,
                                          metadata={"shell_command": command, "shell": True}))
 
@@ -86,7 +69,7 @@ async def test_sidecars_sigkilled_and_restarted_lose_nothing_and_complete_nothin
     try:
         while len(kills) < KILLS and await _remaining(api) > 10:
             victim = rng.choice(sidecars)  # once it is up and in the middle of something
-            await eventually(lambda: "identified as" in victim.output() and _journal(victim.state_dir),
+            await eventually(lambda: "identified as" in victim.output() and journal_tasks(victim.state_dir),
                              f"{victim.agent_id} at work", timeout=60)
             await asyncio.sleep(rng.uniform(0, 0.3))
             victim.send_signal(signal.SIGKILL)
@@ -96,7 +79,7 @@ async def test_sidecars_sigkilled_and_restarted_lose_nothing_and_complete_nothin
         print(f"killed {kills} by {time.monotonic() - started:.1f} s")
         assert len(kills) >= 2, "the workload ended before the faults"
         await eventually(lambda: _done(api), "every task completed", timeout=90)
-        await eventually(lambda: not any(_journal(s.state_dir) for s in sidecars), "every journal empty", timeout=60)
+        await eventually(lambda: not any(journal_tasks(s.state_dir) for s in sidecars), "every journal empty", timeout=60)
     finally:
         for sidecar in sidecars:
             await sidecar.stop()
@@ -110,7 +93,7 @@ async def test_sidecars_sigkilled_and_restarted_lose_nothing_and_complete_nothin
     assert {s for _, _, s in rows} == {"success"}
     events = dict(read_db(db, "SELECT task_id, count(*) FROM task_history WHERE event = 'completed' GROUP BY task_id"))
     assert events == {t: 1 for t in task_ids}
-    runs = _runs(runs_log)
+    runs = runs_by_task(runs_log)
     for task_id, generation, _ in rows:
         assert generation in runs[task_id], (task_id, generation, runs[task_id])  # the run that counted happened
         assert max(runs[task_id]) == generation, (task_id, generation, runs[task_id])  # none ran after it
