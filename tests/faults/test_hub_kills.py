@@ -22,9 +22,10 @@ from typing import Callable
 import pytest
 
 from cli.conftest import HubProcess, agentcom
-from sidecar.harness import Api, eventually
+from sidecar.harness import Api, SidecarProcess, eventually
 
-from .support import Ledger, RecordingSidecar, free_port, job_cost, read_db, usd_nano
+from .support import (Ledger, RecordingSidecar, free_port, job_cost, journal_tasks, read_db, record_run, runs_by_task,
+                      usd_nano)
 
 pytestmark = pytest.mark.anyio
 
@@ -48,7 +49,8 @@ async def _totals_match_rows(api: Api, db: Path) -> int:
     """The snapshot's totals equal the sum of the execution rows, in the API and on disk; returns the cost (nUSD)."""
     snapshot = await api.call("GET", "/agentcom/api/snapshot")
     rows = await api.call("GET", "/agentcom/api/executions")
-    [(cost_nusd, tokens_in)] = read_db(db, "SELECT coalesce(sum(cost_nusd), 0), coalesce(sum(tokens_in), 0) FROM executions")
+    [(cost_nusd, tokens_in)] = read_db(db, "SELECT coalesce(sum(cost_nusd), 0), coalesce(sum(tokens_in), 0) "
+                                           "FROM executions")
     totals = snapshot["totals"]
     assert not any(a["state"] != "offline" for a in snapshot["agents"]), snapshot["agents"]  # nothing moves meanwhile
     assert snapshot["queue"]["completed"] == len(rows), (snapshot["queue"], len(rows))
@@ -126,3 +128,61 @@ async def _all_offline(api: Api) -> bool:
 def _settled(db: Path) -> bool:
     [(open_tasks,)] = read_db(db, "SELECT count(*) FROM tasks WHERE status NOT IN ('completed', 'dead_letter')")
     return open_tasks == 0
+
+
+async def test_hub_sigkilled_under_agentcom_sidecar_processes_runs_each_generation_once(
+        tmp_path: Path, hub_process: Callable[..., HubProcess], cli_env: dict[str, str], fault_seed: int) -> None:
+    """The same crash, with ``agentcom sidecar`` processes and their journals: work outlives the hub.
+
+    A sidecar's task keeps running while the hub is down; on resume the hub continues it. So
+    each (task, generation) runs at most once: a second run would be work repeated after its
+    outcome was acknowledged (or still in hand).
+    """
+    rng = random.Random(fault_seed)
+    tasks, kills = 150, 3
+    db = tmp_path / "hub.db"
+    flags = ("--port", str(free_port()), "--lease-ms", "10000", "--heartbeat-ms", "200")
+    hub = hub_process(db, *flags)
+    api = Api(hub.url, hub.admin_token)
+    runs_log, work = tmp_path / "runs.log", tmp_path / "work"
+    work.mkdir()
+    sidecars = []
+    for i in range(2):
+        token = agentcom("token", "create", f"agent-{i}", "--db", str(db), env=cli_env).stdout.strip()
+        sidecars.append(await SidecarProcess(hub.url, f"agent-{i}", token, work, args=("--concurrency", "3")).start())
+    for sidecar in sidecars:
+        await eventually(lambda: "identified as" in sidecar.output(), f"{sidecar.agent_id} up", timeout=60)
+    task_ids = [await api.submit(f"job {i}", complexity_tier="trivial", metadata={
+        "shell_command": record_run(runs_log, f"sleep {rng.uniform(0.02, 0.2):.3f}"), "shell": True})
+        for i in range(tasks)]
+    kill_points = sorted(rng.sample(range(10, tasks - 30), kills))
+    print(f"kill after {kill_points} completions")
+    try:
+        for point in kill_points:
+            await eventually(lambda: _completed(db) >= point, f"{point} completions", timeout=60)
+            await asyncio.sleep(rng.uniform(0, 0.1))
+            assert hub.stop(signal.SIGKILL)[0] == -signal.SIGKILL
+            hub = hub_process(db, *flags)
+        await eventually(lambda: _settled(db), "every task completed or dead-lettered", timeout=90)
+        await eventually(lambda: not any(journal_tasks(s.state_dir) for s in sidecars), "every journal empty")
+    finally:
+        for sidecar in sidecars:
+            await sidecar.stop()
+    code, _, err = hub.stop(signal.SIGTERM)
+    assert code == 0, err
+
+    status = dict(read_db(db, "SELECT task_id, status FROM tasks"))
+    assert set(status) == set(task_ids) and set(status.values()) <= {"completed", "dead_letter"}
+    completed = {t for t, s in status.items() if s == "completed"}
+    rows = read_db(db, "SELECT task_id, generation FROM executions")
+    assert sorted(t for t, _ in rows) == sorted(completed)  # one row per completed task
+    runs = runs_by_task(runs_log)
+    assert all(len(gens) == len(set(gens)) for gens in runs.values()), runs  # no generation ran twice
+    for task_id, generation in rows:
+        assert max(runs[task_id]) == generation, (task_id, generation, runs[task_id])  # the run that counted, the last
+    print(f"{tasks} shell tasks, {kills} hub SIGKILLs: {len(completed)} completed, "
+          f"{sum(len(g) > 1 for g in runs.values())} handed out again after a crash")
+
+
+def _completed(db: Path) -> int:
+    return int(read_db(db, "SELECT count(*) FROM tasks WHERE status = 'completed'")[0][0])

@@ -117,8 +117,8 @@ async def test_a_dashboard_link_cut_reconnects_to_consistent_snapshots_and_the_h
     relay = await Relay(int(hub.url.rsplit(":", 1)[1])).start()
     api = Api(hub.url, hub.admin_token)
     feed = Feed()
-    snapshots: list[dict[str, Any]] = []
-    feed.add_listener(lambda kind, data: snapshots.append(data) if kind == "snapshot" else None)
+    snapshots: list[tuple[int, dict[str, Any]]] = []  # (connection number, snapshot)
+    feed.add_listener(lambda kind, data: snapshots.append((stream.connects, data)) if kind == "snapshot" else None)
     for i in range(tasks):
         await api.submit(f"task {i}")  # every one costs job_cost("task i") = job 0's price
     stream = FeedStream(feed, relay.url, hub.admin_token, initial_backoff=0.05, max_backoff=0.2).start()
@@ -130,13 +130,13 @@ async def test_a_dashboard_link_cut_reconnects_to_consistent_snapshots_and_the_h
     sides = []
     try:
         for n in range(cuts):
-            await eventually(lambda: ledger.acked and stream.connects == n + 1 and relay.live(), "dashboard open")
+            await eventually(lambda: ledger.acked and snapshots[-1][0] == n + 1 and relay.live(), "a snapshot")
             await asyncio.sleep(rng.uniform(0, 0.3))
             sides.append(rng.choice(("client", "hub")))
             assert relay.cut(sides[-1]) == 1
             assert (await api.call("GET", "/agentcom/health")) is not None and hub.proc.poll() is None
         await eventually(lambda: len(ledger.acked) == tasks, "every task completed", timeout=90)
-        await eventually(lambda: stream.connects == cuts + 1, "the dashboard back after the last cut")
+        await eventually(lambda: snapshots[-1][0] == cuts + 1, "the dashboard back after the last cut")
         final = await api.call("GET", "/agentcom/api/snapshot")
         await eventually(lambda: feed.queue == final["queue"], "the dashboard caught up")
     finally:
@@ -144,14 +144,15 @@ async def test_a_dashboard_link_cut_reconnects_to_consistent_snapshots_and_the_h
         await stream.stop()
         await relay.stop()
     print(f"dashboard links cut at {sides}; {len(snapshots)} snapshots, completed in them "
-          f"{[s['queue']['completed'] for s in snapshots]}")
-    assert len(snapshots) >= cuts + 1  # a fresh one on every connection
-    for snap in snapshots:
+          f"{[s['queue']['completed'] for _, s in snapshots]}")
+    assert stream.connects == cuts + 1
+    assert {n for n, _ in snapshots} == set(range(1, cuts + 2))  # a fresh one on every connection
+    for _, snap in snapshots:
         queue, totals = snap["queue"], snap["totals"]
         assert sum(queue.values()) == tasks, queue  # every task counted once, in one state
         assert usd_nano(totals["cost_usd"]) == queue["completed"] * usd_nano(unit_cost), (queue, totals)
         assert totals["tokens_in"] == 3 * queue["completed"], (queue, totals)
-    completed = [s["queue"]["completed"] for s in snapshots]
+    completed = [s["queue"]["completed"] for _, s in snapshots]
     assert completed == sorted(completed)
     assert usd_nano(feed.totals["cost_usd"]) == usd_nano(final["totals"]["cost_usd"]) == tasks * usd_nano(unit_cost)
     code, _, err = hub.stop(signal.SIGTERM)

@@ -69,8 +69,14 @@ async def test_sidecars_sigkilled_and_restarted_lose_nothing_and_complete_nothin
     try:
         while len(kills) < KILLS and await _remaining(api) > 10:
             victim = rng.choice(sidecars)  # once it is up and in the middle of something
-            await eventually(lambda: "identified as" in victim.output() and journal_tasks(victim.state_dir),
-                             f"{victim.agent_id} at work", timeout=60)
+
+            async def busy_or_done() -> str | None:
+                if "identified as" in victim.output() and journal_tasks(victim.state_dir):
+                    return "busy"
+                return "done" if await _remaining(api) <= 10 else None
+
+            if await eventually(busy_or_done, f"{victim.agent_id} at work", timeout=60) == "done":
+                break
             await asyncio.sleep(rng.uniform(0, 0.3))
             victim.send_signal(signal.SIGKILL)
             assert await victim.wait() == -signal.SIGKILL
