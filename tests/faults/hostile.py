@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import strategies as st
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
@@ -148,6 +149,24 @@ def seed(live: LiveHub) -> Seeded:
     queued = live.call(lambda: hub.submit_dict({"description": "needs a gpu", "needed_capabilities": ["gpu"],
                                                 "complexity_tier": "trivial"})).task_id
     return Seeded(worker_token=token, working=tasks[1], completed=done, queued=queued, worker=worker)
+
+
+# ---------------------------------------------------------------- fixtures the fuzz modules import
+
+@pytest.fixture(autouse=True)
+def jp_asyncio_loop() -> None:
+    """Replaces pytest-jupyter's per-test loop where imported: the hub runs on its own thread."""
+
+
+@pytest.fixture(autouse=True)
+def jp_server_cleanup() -> None:
+    """No Jupyter server where imported."""
+
+
+@pytest.fixture(scope="module")
+def seeded(live: LiveHub) -> Seeded:
+    """The module's ``live`` hub with ``seed``'s state on it."""
+    return seed(live)
 
 
 def state(live: LiveHub) -> dict[str, Any]:

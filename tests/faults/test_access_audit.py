@@ -36,7 +36,8 @@ from agentcom.protocol import messages as m
 from agentcom.store import tokens
 from browser.live import LiveHub
 
-from .hostile import Http, Seeded, Socket, identify, seed, start_hub, state
+from .hostile import Http, Seeded, Socket, identify, start_hub, state
+from .hostile import seeded  # noqa: F401  (fixture)
 
 METHODS = ("get", "post", "put", "patch", "delete", "head", "options")
 PUBLIC = {"/agentcom/health", "/agentcom/static/app.js", "/agentcom/static/app.css"}
@@ -111,11 +112,6 @@ def live(rotated_admin: tuple[Path, str]) -> Iterator[LiveHub]:
     assert hub.hub.admin_token != rotated_admin[1]
     yield hub
     hub.stop()
-
-
-@pytest.fixture(scope="module")
-def seeded(live: LiveHub) -> Seeded:
-    return seed(live)
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 from agentcom.protocol import codec
 from agentcom.protocol import messages as m
 
-from .hostile import Seeded, Socket, check_error, identify, json_value, nested, seed, start_hub, state, wrong_value
+from .hostile import Seeded, Socket, check_error, identify, json_value, nested, start_hub, state, wrong_value
+from .hostile import jp_asyncio_loop, jp_server_cleanup, seeded  # noqa: F401  (fixtures)
 from browser.live import LiveHub
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -163,26 +164,11 @@ def broken_frame(draw: Any, task_ids: list[str]) -> tuple[dict[str, Any], str]:
 # ------------------------------------------------------------------------ fixtures
 
 
-@pytest.fixture(autouse=True)
-def jp_asyncio_loop() -> None:
-    """No per-test loop: the hub runs on its own thread (hostile.py)."""
-
-
-@pytest.fixture(autouse=True)
-def jp_server_cleanup() -> None:
-    """No Jupyter server in this module."""
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
     hub = start_hub(tmp_path_factory.mktemp("fuzz-frames"))
     yield hub
     hub.stop()
-
-
-@pytest.fixture(scope="module")
-def seeded(live: LiveHub) -> Seeded:
-    return seed(live)
 
 
 @pytest.fixture(scope="module")

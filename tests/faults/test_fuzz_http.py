@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 
 from agentcom.store.tasks import ALL_STATES
 
-from .hostile import Http, Seeded, json_value, nested, seed, start_hub, state, wrong_value
+from .hostile import Http, Seeded, json_value, nested, start_hub, state, wrong_value
+from .hostile import jp_asyncio_loop, jp_server_cleanup, seeded  # noqa: F401  (fixtures)
 from browser.live import LiveHub
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -109,26 +110,11 @@ def names(field: str, path: str) -> bool:
 # ------------------------------------------------------------------------ fixtures
 
 
-@pytest.fixture(autouse=True)
-def jp_asyncio_loop() -> None:
-    """No per-test loop: the hub runs on its own thread (hostile.py)."""
-
-
-@pytest.fixture(autouse=True)
-def jp_server_cleanup() -> None:
-    """No Jupyter server in this module."""
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
     hub = start_hub(tmp_path_factory.mktemp("fuzz-http"))
     yield hub
     hub.stop()
-
-
-@pytest.fixture(scope="module")
-def seeded(live: LiveHub) -> Seeded:
-    return seed(live)
 
 
 @pytest.fixture(scope="module")
