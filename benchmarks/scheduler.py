@@ -150,7 +150,7 @@ async def run_one(mode: str, queue: int, args: argparse.Namespace, workdir: str,
                                 "fallback_wait_ms": 5_000, "health_interval_ms": 3_600_000}
     if mode == "model":
         settings["budget_daily_usd"] = 1_000.0
-    db_path = os.path.join(workdir, f"{mode}-{queue}.db")
+    db_path = os.path.join(workdir, f"{mode}-{queue}-{time.monotonic_ns()}.db")
     # the warm-up and the batch take a task per sidecar each; the cycles run from queue + cycles/2 to queue - cycles/2
     fill(db_path, settings, queue + args.sidecars * 2 + args.cycles // 2, args.seed, args.executions)
     started = time.perf_counter()

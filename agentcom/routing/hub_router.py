@@ -123,7 +123,10 @@ class ModelRouter:
         self._waiting_since.pop(task.task_id, None)
         self._remember(task.task_id, agent.agent_id, result.decision.selected_endpoint)
         self._track(task.task_id, result.decision.selected_endpoint)
-        return msgspec.to_builtins(result.decision), agent
+        decision: dict[str, Any] = msgspec.to_builtins(result.decision)
+        if decision["selected_endpoint"] is None:  # no endpoint to choose: the candidates were the agents
+            decision["candidate_count"] = len(agents)
+        return decision, agent
 
     def record(self, decision: dict[str, Any]) -> None:
         self.routing_stats.record(decision)

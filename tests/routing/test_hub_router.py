@@ -70,6 +70,13 @@ def test_routes_to_the_endpoint_and_prefers_the_agent_next_to_it() -> None:
                               "total_routed": 1}
 
 
+def test_without_an_endpoint_to_choose_the_candidates_are_the_agents() -> None:
+    router = ModelRouter(settings(), EndpointRegistry(), wait_factory=waits)
+    task = hub_task(router, "fix typo", complexity_tier="trivial", metadata={"shell_command": "true"})
+    decision, _ = router.route(task, [hub_agent("a"), hub_agent("b"), hub_agent("c")], NOW)
+    assert (decision["target_type"], decision["selected_endpoint"], decision["candidate_count"]) == ("sidecar", None, 3)
+
+
 def test_waits_then_escalates_and_remembers_when_waiting_began() -> None:
     router = ModelRouter(settings(fallback_wait_ms=1_000), EndpointRegistry(), wait_factory=waits)
     task = hub_task(router, "Add pagination to the task list endpoint of the HTTP API")
