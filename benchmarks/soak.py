@@ -114,7 +114,8 @@ class Fleet:
         frame = self.decode(raw)
         conn = box[0]
         if frame.type == "task_assign":
-            conn.write_message(self.encode(self.m.TaskAccepted(task_id=frame.task_id, generation=frame.generation)))
+            if not self.send(conn, self.encode(self.m.TaskAccepted(task_id=frame.task_id, generation=frame.generation))):
+                return
             asyncio.get_running_loop().call_later(self.step_s, self.progress, conn, frame.task_id, frame.generation, 0)
         elif frame.type == "task_ack":
             if frame.status == "complete":
@@ -131,12 +132,21 @@ class Fleet:
         elif frame.type != "pong":
             self.errors.append(f"{agent_id}: unexpected frame {raw!r}")
 
+    @staticmethod
+    def send(conn: Any, data: bytes) -> bool:
+        """Write a frame; False once the socket is closed (``on_message(None)`` has counted that disconnect)."""
+        from tornado.websocket import WebSocketClosedError
+
+        try:
+            conn.write_message(data)
+        except WebSocketClosedError:
+            return False
+        return True
+
     def heartbeat(self, conn: Any, every_s: float, first: bool = False) -> None:
         """Ping every ``heartbeat_ms`` as real sidecars do; the first one at a random offset to spread them."""
-        if self.stopping:
+        if self.stopping or (not first and not self.send(conn, b'{"type":"ping"}')):
             return
-        if not first:
-            conn.write_message(b'{"type":"ping"}')
         delay = every_s * (random.random() if first else 1.0)
         asyncio.get_running_loop().call_later(delay, self.heartbeat, conn, every_s)
 
@@ -145,13 +155,14 @@ class Fleet:
         if seq < self.events:
             now = time.time()
             event = m.ExecutionEvent(event_type="stdout", text=f"{now:.6f} {PAD}\n", timestamp=int(now * 1000), seq=seq)
-            conn.write_message(self.encode(m.TaskProgress(task_id=task_id, generation=generation,
-                                                          progress=(seq + 1) * 100 // (self.events + 1),
-                                                          execution_event=event)))
+            if not self.send(conn, self.encode(m.TaskProgress(task_id=task_id, generation=generation,
+                                                              progress=(seq + 1) * 100 // (self.events + 1),
+                                                              execution_event=event))):
+                return
             self.events_sent += 1
             asyncio.get_running_loop().call_later(self.step_s, self.progress, conn, task_id, generation, seq + 1)
         else:
-            conn.write_message(self.encode(m.TaskComplete(task_id=task_id, generation=generation, result=self.result)))
+            self.send(conn, self.encode(m.TaskComplete(task_id=task_id, generation=generation, result=self.result)))
 
 
 def drive(spec: dict[str, Any]) -> None:
@@ -399,7 +410,7 @@ async def soak(args: argparse.Namespace, hub: HubProcess, workdir: str, children
     sampler = asyncio.ensure_future(sample())
     start = await submitter.run(args.rate, args.duration)
     submit_s = time.perf_counter() - start
-    deadline = time.perf_counter() + 60
+    deadline = time.perf_counter() + args.drain_s
     metrics = await loop.run_in_executor(None, hub.metrics)
     while time.perf_counter() < deadline:  # drain: every submitted task finished
         finished = sum(metrics.get(f"agentcom_tasks{{state={s}}}", 0) for s in ("completed", "failed", "dead_letter"))
@@ -417,7 +428,7 @@ async def soak(args: argparse.Namespace, hub: HubProcess, workdir: str, children
         if d.received + d.dropped >= published:
             d.done.set()
     try:
-        await asyncio.wait_for(asyncio.gather(*(d.done.wait() for d in dashboards)), 30)
+        await asyncio.wait_for(asyncio.gather(*(d.done.wait() for d in dashboards)), args.drain_s)
     except asyncio.TimeoutError:
         pass
     dashboard_disconnects = sum(1 for r in readers if r.done())
@@ -445,7 +456,7 @@ async def soak(args: argparse.Namespace, hub: HubProcess, workdir: str, children
     submitted = submitter.submitted
     done = [t for t in submitted if t in acks]
     latencies = sorted((acks[t] - submitted[t]) * 1000 for t in done)
-    elapsed = (max(acks.values()) - start) if acks else float("nan")
+    elapsed = max(1e-9, max(acks.values(), default=start) - start)
     delivery = sorted(x * 1000 for d in dashboards for x in d.latencies)
     received = [d.received for d in dashboards]
     told_dropped = [d.dropped for d in dashboards]
@@ -523,6 +534,8 @@ def main() -> int:
     parser.add_argument("--rss-bound-mb", type=float, default=8.0,
                         help="fail when the RSS growth fitted over the steady part of the run exceeds this")
     parser.add_argument("--submit-workers", type=int, default=8, help="keep-alive HTTP connections submitting")
+    parser.add_argument("--drain-s", type=float, default=60.0,
+                        help="after submitting: how long to wait for the last tasks, then for the dashboards' last events")
     parser.add_argument("--hub-setting", action="append", default=[], metavar="NAME=VALUE",
                         help="a hub setting passed as --NAME VALUE to `agentcom hub` (e.g. relaxed per-address limits)")
     parser.add_argument("--drive", help=argparse.SUPPRESS)
