@@ -14,8 +14,16 @@ from tornado import httpserver, web
 from agentcom.config import AgentCom
 from agentcom.hub import redact
 from agentcom.hub.core import Router
+from agentcom.hub.handlers import StandaloneAuth
 from agentcom.hub.routes import route_table
 from agentcom.hub.service import HubService
+
+
+class UnknownPath(StandaloneAuth):
+    """Any path outside the route table: a JSON 404 like the API's, whatever the method."""
+
+    def prepare(self) -> None:
+        raise web.HTTPError(404, "no such path")
 
 
 class Hub(HubService):
@@ -31,6 +39,7 @@ class Hub(HubService):
             agentcom_admin_token=self.admin_token,
             websocket_max_message_size=self.settings.max_frame_bytes,
             websocket_ping_interval=None,
+            default_handler_class=UnknownPath,
         )
 
     def extra_routes(self) -> tuple[tuple[str, type, dict[str, Any]], ...]:
