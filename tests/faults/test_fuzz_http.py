@@ -264,6 +264,20 @@ def test_unknown_task_ids(live: LiveHub, http: Http, before: dict[str, Any], tas
     assert state(live) == before
 
 
+@FUZZ
+@given(path=st.text(min_size=1, max_size=60), method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"]))
+def test_unknown_paths_and_methods(live: LiveHub, http: Http, before: dict[str, Any], path: str, method: str) -> None:
+    """Paths outside the route table are a JSON 404; known API paths refuse methods they lack with a JSON 405."""
+    quoted = "/agentcom/nosuch/" + urllib.parse.quote(path, safe="")
+    status, headers, raw = http.call(method, quoted, b"{}" if method != "GET" else None, token=live.hub.admin_token)
+    assert status == 404 and check_http_error(status, headers, raw)["error"] == "not_found", (quoted, raw[:200])
+    if method in ("PUT", "PATCH"):
+        for known in (TASKS, "/agentcom/api/snapshot", "/agentcom/api/agents", ENDPOINTS, "/agentcom/metrics"):
+            status, headers, raw = http.call(method, known, b"{}", token=live.hub.admin_token)
+            assert status == 405 and check_http_error(status, headers, raw)["error"] == "method_not_allowed"
+    assert state(live) == before
+
+
 def test_state_changing_calls_on_the_wrong_state(live: LiveHub, http: Http, seeded: Seeded,
                                                  before: dict[str, Any]) -> None:
     """Retry of a working task and cancel or retry of a completed one are refused with 409 and change nothing."""
