@@ -21,6 +21,7 @@ from typing import Callable
 
 import pytest
 
+from agentcom.client import Feed, FeedStream
 from cli.conftest import HubProcess, agentcom
 from sidecar.harness import Api, SidecarProcess, eventually
 
@@ -30,19 +31,48 @@ from .support import (Ledger, RecordingSidecar, free_port, job_cost, journal_tas
 pytestmark = pytest.mark.anyio
 
 TASKS = 2_000
+UP_FRONT = 1_500  # the rest are submitted while the hub is being killed
 KILLS = 5
 SIDECARS = 4
 PRIORITIES = ("urgent", "high", "normal", "low")
 
 
-async def _submit_all(api: Api, rng: random.Random) -> list[str]:
+async def _submit(api: Api, rng: random.Random, jobs: range) -> list[str]:
     gate = asyncio.Semaphore(8)
 
     async def one(i: int, priority: str) -> str:
         async with gate:
             return await api.submit(f"job {i}", priority=priority)
 
-    return list(await asyncio.gather(*(one(i, rng.choice(PRIORITIES)) for i in range(TASKS))))
+    return list(await asyncio.gather(*(one(i, rng.choice(PRIORITIES)) for i in jobs)))
+
+
+async def _keep_submitting(api: Api, rng: random.Random, jobs: range, answered: list[str]) -> int:
+    """Submit jobs, four at a time, through the crashes; ``answered`` gets the ids the hub returned.
+
+    Returns how many submissions got no answer (the hub died under them): those may or may not exist.
+    """
+    lost = 0
+    todo = iter(jobs)
+
+    async def submitter() -> None:
+        nonlocal lost
+        for i in todo:
+            try:
+                answered.append(await api.submit(f"job {i}", priority=rng.choice(PRIORITIES)))
+            except (OSError, AssertionError):  # refused while down, or cut off mid-request
+                lost += 1
+                await asyncio.sleep(0.01)
+
+    await asyncio.gather(*(submitter() for _ in range(4)))
+    return lost
+
+
+async def _ask_for_snapshots(stream: FeedStream) -> None:
+    """A fresh snapshot every 100 ms: some come from just before a crash, some from just after."""
+    while True:
+        await asyncio.sleep(0.1)
+        stream.request_snapshot()
 
 
 async def _totals_match_rows(api: Api, db: Path) -> int:
@@ -70,8 +100,13 @@ async def test_hub_sigkilled_five_times_mid_workload_loses_and_repeats_nothing(
               for i in range(SIDECARS)}
     api = Api(hub.url, hub.admin_token)
     started = time.monotonic()
-    task_ids = await _submit_all(api, rng)
-    submitted_s = time.monotonic() - started
+    task_ids = await _submit(api, rng, range(UP_FRONT))
+    feed, snapshots = Feed(), []  # a dashboard that lives through the crashes
+    feed.add_listener(lambda kind, data: snapshots.append(data["queue"] | data["totals"]) if kind == "snapshot" else None)
+    stream = FeedStream(feed, hub.url, hub.admin_token, initial_backoff=0.05, max_backoff=0.2).start()
+    await stream.wait_open()
+    asking = asyncio.ensure_future(_ask_for_snapshots(stream))
+    submitter = asyncio.ensure_future(_keep_submitting(api, rng, range(UP_FRONT, TASKS), task_ids))
 
     ledger, gate = Ledger(), asyncio.Event()
     gate.set()
@@ -90,8 +125,14 @@ async def test_hub_sigkilled_five_times_mid_workload_loses_and_repeats_nothing(
             assert hub.url == api.url
             await _totals_match_rows(api, db)
             gate.set()
+        lost = await submitter
+        submitted_s = time.monotonic() - started
         await eventually(lambda: _settled(db), "every task completed or dead-lettered", timeout=120)
+        await eventually(lambda: stream.connects == KILLS + 1, "the dashboard back after the last restart")
     finally:
+        submitter.cancel()
+        asking.cancel()
+        await stream.stop()
         for sidecar in sidecars:
             await sidecar.stop()
     await eventually(lambda: _all_offline(api), "the hub saw the sidecars go")
@@ -101,7 +142,8 @@ async def test_hub_sigkilled_five_times_mid_workload_loses_and_repeats_nothing(
     assert code == 0, err
 
     status = dict(read_db(db, "SELECT task_id, status FROM tasks"))
-    assert set(status) == set(task_ids)
+    assert set(task_ids) <= set(status)  # every submission the hub answered is kept
+    assert len(status) <= len(task_ids) + lost
     assert set(status.values()) <= {"completed", "dead_letter"}, sorted(set(status.values()))
     completed = {t for t, s in status.items() if s == "completed"}
     assert ledger.run_after_ack == []  # nothing ran again once its completion was acknowledged
@@ -113,10 +155,15 @@ async def test_hub_sigkilled_five_times_mid_workload_loses_and_repeats_nothing(
     descriptions = dict(read_db(db, "SELECT task_id, description FROM tasks"))
     assert total_cost == sum(usd_nano(job_cost(descriptions[t])[0]) for t in completed)
     assert read_db(db, "PRAGMA integrity_check") == [("ok",)]
+    for snap in snapshots:  # every snapshot the dashboard got is consistent in itself
+        assert snap["tokens_in"] == 3 * snap["completed"], snap
+    completed_seen = [snap["completed"] for snap in snapshots]
+    assert completed_seen == sorted(completed_seen), completed_seen  # no completion shown was lost in a crash
     repeated = sum(1 for n in ledger.runs.values() if n > 1)
-    print(f"{TASKS} tasks, {KILLS} SIGKILLs: {len(completed)} completed, {TASKS - len(completed)} dead-lettered, "
+    print(f"{len(status)} tasks ({lost} submissions unanswered), {KILLS} SIGKILLs: {len(completed)} completed, "
+          f"{len(status) - len(completed)} dead-lettered, {len(snapshots)} dashboard snapshots, "
           f"{repeated} run more than once before their ack, {ledger.resent} outcomes resent on resume, "
-          f"refused {dict(ledger.refused)}, {ledger.connects} sessions; submit {submitted_s:.1f} s, "
+          f"refused {dict(ledger.refused)}, {ledger.connects} sessions; all submitted by {submitted_s:.1f} s, "
           f"whole run {elapsed:.1f} s")
 
 
