@@ -57,6 +57,13 @@ class Run:
     first_token_s: float
     tokens: int
     text: str
+    cpu_s: float = 0.0  # CPU time of every process on that side (less swayed by other work than wall time)
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Pipeline:
@@ -104,19 +111,22 @@ class Pipeline:
         body = {"description": prompt, "complexity_tier": "standard",
                 "metadata": {"max_tokens": max_tokens, "temperature": 0}}
         headers = {"Authorization": f"Bearer {self.hub.admin_token}"}
+        assert self.proc is not None
+        cpu_before = time.process_time() + process_cpu_s(self.proc.pid)
         started = time.perf_counter()
         answer = await self.http.fetch(self.hub.url + "/agentcom/api/tasks", method="POST", body=json.dumps(body),
                                        headers=headers)
         task_id = json.loads(answer.body)["task_id"]
         done = self._done.setdefault(task_id, asyncio.get_running_loop().create_future())
         ended = await asyncio.wait_for(done, 600)
+        cpu_s = time.process_time() + process_cpu_s(self.proc.pid) - cpu_before
         task = json.loads((await self.http.fetch(f"{self.hub.url}/agentcom/api/tasks/{task_id}", headers=headers)).body)
         if task["status"] != "completed":
             raise SystemExit(f"pipeline run failed: {task.get('last_error')}")
         tokens = task["result"]["tokens_out"]
         if self._last_count.get(task_id, 0) > tokens:
             raise SystemExit(f"token events counted {self._last_count[task_id]} tokens, usage says {tokens}")
-        return Run(ended - started, self._first_token[task_id] - started, tokens, task["result"]["output"])
+        return Run(ended - started, self._first_token[task_id] - started, tokens, task["result"]["output"], cpu_s)
 
     async def stop(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
@@ -130,6 +140,7 @@ class Pipeline:
 def run_direct(llama: Any, prompt: str, max_tokens: int, tokens: int) -> Run:
     """One streamed completion straight from llama-cpp-python (``tokens``: its count, from the reference)."""
     messages = [{"role": "user", "content": prompt}]
+    cpu_before = time.process_time()
     started = time.perf_counter()
     first = 0.0
     pieces = []
@@ -139,7 +150,7 @@ def run_direct(llama: Any, prompt: str, max_tokens: int, tokens: int) -> Run:
             first = time.perf_counter()
         pieces.append(text)
     ended = time.perf_counter()
-    return Run(ended - started, first - started, tokens, "".join(pieces))
+    return Run(ended - started, first - started, tokens, "".join(pieces), time.process_time() - cpu_before)
 
 
 def usage_of(llama: Any, prompt: str, max_tokens: int) -> tuple[str, int]:
@@ -197,6 +208,10 @@ async def main(max_tokens: int, repeat: int, threads: int | None) -> None:
           f"{d:13.1f} {p:15.1f} {(d / p - 1) * 100:+8.1f}%")
     print(f"overhead per run (pipeline time / direct time - 1): median {statistics.median(paired) * 100:+.1f}%, "
           f"min {min(paired) * 100:+.1f}%, max {max(paired) * 100:+.1f}%")
+    cpu_direct, cpu_piped = sum(r.cpu_s for r in all_direct), sum(r.cpu_s for r in all_piped)
+    print(f"CPU time (all processes of a side): direct {cpu_direct * 1000 / sum(r.tokens for r in all_direct):.1f} ms "
+          f"a token, pipeline (hub + sidecar) {cpu_piped * 1000 / sum(r.tokens for r in all_piped):.1f} ms a token, "
+          f"overhead {(cpu_piped / cpu_direct - 1) * 100:+.1f}%")
     print(f"time to first token: direct median {statistics.median(r.first_token_s for r in all_direct) * 1000:.0f} ms, "
           f"pipeline (POST -> first token event at the hub) median "
           f"{statistics.median(r.first_token_s for r in all_piped) * 1000:.0f} ms")
