@@ -123,6 +123,7 @@ class Sidecar:
         self.identified_count = 0
         self.resource_interval_s = resource_interval_s
         self._runs_changed = asyncio.Event()
+        self._reports_refused = False  # the hub does not know resource_report (an older hub)
 
     # ------------------------------------------------------------------ public
 
@@ -333,9 +334,10 @@ class Sidecar:
         """Send ``resource_report`` now, after each change of the running set (at most every
         ``REPORT_MIN_GAP_S``) and every ``resource_interval_s``; straight to the socket, since a
         report held over a disconnection would be stale when it arrived."""
+        self._reports_refused = False
         while True:
             self._runs_changed.clear()
-            report = await self.resource_report()
+            report = None if self._reports_refused else await self.resource_report()
             if report is not None:
                 try:
                     conn.write_message(codec.encode(report))
@@ -474,6 +476,10 @@ class Sidecar:
         if frame.error == "rate_limited":
             if self.outbox.pause((frame.retry_after_ms or 1000) / 1000):
                 log.warning("hub says rate_limited (%s); pausing %d ms", frame.message, frame.retry_after_ms or 1000)
+            return
+        if frame.error == "unknown_type" and "'resource_report'" in frame.message:
+            log.info("the hub does not take resource reports; not sending more on this connection")
+            self._reports_refused = True  # each one would count as a bad frame towards a 1008 close
             return
         log.warning("hub error %s: %s", frame.error, frame.message)
         if not frame.task_id:
