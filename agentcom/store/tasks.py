@@ -90,6 +90,8 @@ def usd_to_nano(value: float | Decimal | None) -> int | None:
     """USD (as sent on the wire) to integer nano-USD, exactly for any decimal the float prints as."""
     if value is None:
         return None
+    if value == 0:  # every free run (sidecar, local model): no Decimal needed
+        return 0
     amount = value if isinstance(value, Decimal) else Decimal(repr(float(value)))
     return int((amount / NANO).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 
