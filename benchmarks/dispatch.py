@@ -17,7 +17,8 @@ Per task five frames cross the socket: ``task_assign``, ``task_accepted``, ``tas
 - raw Tornado: the same child process and client code against a bare Tornado WebSocket server
   that answers with the same five frames per task but does no decoding, no validation, no
   store and no scheduling: the physical ceiling of this machine. The hub's burst rate is
-  also given as a percentage of it.
+  also given as a percentage of it: best against best, and for each pair of runs made one
+  after the other (hub run i, raw run i), which other work on the machine skews least.
 
 Targets (issue 2): >= 2,000 tasks/s with 32 sidecars on a 2-core machine, and >= 40% of raw.
 """
@@ -281,6 +282,7 @@ async def bench(args: argparse.Namespace) -> None:
     raw_cpu = min(r["cpu_us_per_task"] for r in raws)
     hub_runs = ", ".join(f"{r['tasks_per_s']:.0f}" for r in bursts)
     raw_runs = ", ".join(f"{r['tasks_per_s']:.0f}" for r in raws)
+    pairs = ", ".join(f"{100 * b['tasks_per_s'] / r['tasks_per_s']:.1f}" for b, r in zip(bursts, raws))
     print(f"dispatch: {args.tasks} tasks, {args.sidecars} no-op sidecars (separate process), "
           f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, best of {args.repeat}")
     print(f"  hub burst     {burst['tasks_per_s']:6.0f} tasks/s submit->ack   hub CPU    {hub_cpu:4.0f} us/task"
@@ -290,7 +292,7 @@ async def bench(args: argparse.Namespace) -> None:
     print(f"  raw Tornado   {raw['tasks_per_s']:6.0f} tasks/s same 5 frames  server CPU {raw_cpu:4.0f} us/task"
           f"   runs: {raw_runs}")
     print(f"  hub / raw     {100 * burst['tasks_per_s'] / raw['tasks_per_s']:6.1f} % by rate, "
-          f"{100 * raw_cpu / hub_cpu:.1f} % by CPU per task")
+          f"{100 * raw_cpu / hub_cpu:.1f} % by CPU per task   pairs by rate: {pairs} %")
     print("  targets: >= 2000 tasks/s with 32 sidecars, >= 40 % of raw Tornado")
     if profile is not None:
         out = io.StringIO()
