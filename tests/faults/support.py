@@ -27,7 +27,9 @@ from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, w
 
 from agentcom.protocol import codec
 from agentcom.protocol import messages as m
+from cli.conftest import agentcom
 from hub.wire import result
+from sidecar.harness import SidecarProcess, eventually
 
 # --------------------------------------------------------------------- ports and the relay
 
@@ -138,6 +140,25 @@ class _Inbound(_Pipe):
         if self.transport is None:  # the client left while we dialled
             if upstream.transport is not None:
                 upstream.transport.close()
+
+
+# --------------------------------------------------------------------- agentcom sidecar processes
+
+
+async def start_sidecars(hub_url: str, db: Path, env: dict[str, str], work: Path, count: int,
+                         *args: str) -> list[SidecarProcess]:
+    """``agent-0`` ... ``agent-{count-1}`` as ``agentcom sidecar`` processes, tokens minted with the CLI.
+
+    Returns once each is identified: start-up (seconds of imports on a busy machine) is not what
+    a fault test is about.
+    """
+    sidecars = []
+    for i in range(count):
+        token = agentcom("token", "create", f"agent-{i}", "--db", str(db), env=env).stdout.strip()
+        sidecars.append(await SidecarProcess(hub_url, f"agent-{i}", token, work, args=args).start())
+    for sidecar in sidecars:
+        await eventually(lambda: "identified as" in sidecar.output(), f"{sidecar.agent_id} up", timeout=60)
+    return sidecars
 
 
 # --------------------------------------------------------------------- recording sidecars
@@ -288,6 +309,11 @@ def read_db(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         return conn.execute(sql, args).fetchall()
     finally:
         conn.close()
+
+
+def count_tasks(db: Path, status: str) -> int:
+    """How many tasks the file holds in ``status``."""
+    return int(read_db(db, "SELECT count(*) FROM tasks WHERE status = ?", status)[0][0])
 
 
 def usd_nano(value: float) -> int:

@@ -23,10 +23,10 @@ import pytest
 
 from agentcom.client import Feed, FeedStream
 from cli.conftest import HubProcess, agentcom
-from sidecar.harness import Api, SidecarProcess, eventually
+from sidecar.harness import Api, eventually
 
-from .support import (Ledger, RecordingSidecar, free_port, job_cost, journal_tasks, read_db, record_run, runs_by_task,
-                      usd_nano)
+from .support import (Ledger, RecordingSidecar, count_tasks, free_port, job_cost, journal_tasks, read_db, record_run,
+                      runs_by_task, start_sidecars, usd_nano)
 
 pytestmark = pytest.mark.anyio
 
@@ -102,7 +102,7 @@ async def test_hub_sigkilled_five_times_mid_workload_loses_and_repeats_nothing(
     started = time.monotonic()
     task_ids = await _submit(api, rng, range(UP_FRONT))
     feed, snapshots = Feed(), []  # a dashboard that lives through the crashes
-    feed.add_listener(lambda kind, data: snapshots.append(data["queue"] | data["totals"]) if kind == "snapshot" else None)
+    feed.add_listener(lambda kind, data: kind == "snapshot" and snapshots.append(data["queue"] | data["totals"]))
     stream = FeedStream(feed, hub.url, hub.admin_token, initial_backoff=0.05, max_backoff=0.2).start()
     await stream.wait_open()
     asking = asyncio.ensure_future(_ask_for_snapshots(stream))
@@ -193,12 +193,7 @@ async def test_hub_sigkilled_under_agentcom_sidecar_processes_runs_each_generati
     api = Api(hub.url, hub.admin_token)
     runs_log, work = tmp_path / "runs.log", tmp_path / "work"
     work.mkdir()
-    sidecars = []
-    for i in range(2):
-        token = agentcom("token", "create", f"agent-{i}", "--db", str(db), env=cli_env).stdout.strip()
-        sidecars.append(await SidecarProcess(hub.url, f"agent-{i}", token, work, args=("--concurrency", "3")).start())
-    for sidecar in sidecars:
-        await eventually(lambda: "identified as" in sidecar.output(), f"{sidecar.agent_id} up", timeout=60)
+    sidecars = await start_sidecars(hub.url, db, cli_env, work, 2, "--concurrency", "3")
     task_ids = [await api.submit(f"job {i}", complexity_tier="trivial", metadata={
         "shell_command": record_run(runs_log, f"sleep {rng.uniform(0.02, 0.2):.3f}"), "shell": True})
         for i in range(tasks)]
@@ -206,7 +201,7 @@ async def test_hub_sigkilled_under_agentcom_sidecar_processes_runs_each_generati
     print(f"kill after {kill_points} completions")
     try:
         for point in kill_points:
-            await eventually(lambda: _completed(db) >= point, f"{point} completions", timeout=60)
+            await eventually(lambda: count_tasks(db, "completed") >= point, f"{point} completions", timeout=60)
             await asyncio.sleep(rng.uniform(0, 0.1))
             assert hub.stop(signal.SIGKILL)[0] == -signal.SIGKILL
             hub = hub_process(db, *flags)
@@ -229,7 +224,3 @@ async def test_hub_sigkilled_under_agentcom_sidecar_processes_runs_each_generati
         assert max(runs[task_id]) == generation, (task_id, generation, runs[task_id])  # the run that counted, the last
     print(f"{tasks} shell tasks, {kills} hub SIGKILLs: {len(completed)} completed, "
           f"{sum(len(g) > 1 for g in runs.values())} handed out again after a crash")
-
-
-def _completed(db: Path) -> int:
-    return int(read_db(db, "SELECT count(*) FROM tasks WHERE status = 'completed'")[0][0])

@@ -21,32 +21,31 @@ import pytest
 
 from agentcom.client import Feed, FeedStream
 from cli.conftest import HubProcess, agentcom
-from sidecar.harness import Api, SidecarProcess, eventually
+from sidecar.harness import Api, eventually
 
-from .support import Ledger, RecordingSidecar, Relay, job_cost, read_db, record_run, runs_by_task, usd_nano
+from .support import (Ledger, RecordingSidecar, Relay, count_tasks, job_cost, read_db, record_run, runs_by_task,
+                      start_sidecars, usd_nano)
 
 pytestmark = pytest.mark.anyio
 
 HUB_FLAGS = ("--lease-ms", "4000", "--heartbeat-ms", "200", "--batch-interval-ms", "50")
 
 
-async def _sidecar_through(relay: Relay, hub: HubProcess, db: Path, cli_env: dict[str, str], work: Path) -> SidecarProcess:
-    token = agentcom("token", "create", "agent-1", "--db", str(db), env=cli_env).stdout.strip()
-    sidecar = await SidecarProcess(relay.url, "agent-1", token, work, args=("--concurrency", "3")).start()
-    await eventually(lambda: "identified as" in sidecar.output(), "the sidecar up", timeout=60)
-    return sidecar
+async def _relayed_hub(hub_process: Callable[..., HubProcess], db: Path) -> tuple[HubProcess, Relay, Api]:
+    """A hub child process, a relay in front of it, and the admin API (straight to the hub)."""
+    hub = hub_process(db, *HUB_FLAGS)
+    relay = await Relay(int(hub.url.rsplit(":", 1)[1])).start()
+    return hub, relay, Api(hub.url, hub.admin_token)
 
 
 @pytest.mark.parametrize("side", ["client", "hub"])
 async def test_a_link_cut_mid_task_resumes_and_the_task_runs_and_completes_once(
         tmp_path: Path, hub_process: Callable[..., HubProcess], cli_env: dict[str, str], side: str) -> None:
     db = tmp_path / "hub.db"
-    hub = hub_process(db, *HUB_FLAGS)
-    relay = await Relay(int(hub.url.rsplit(":", 1)[1])).start()
-    api = Api(hub.url, hub.admin_token)
+    hub, relay, api = await _relayed_hub(hub_process, db)
     runs_log, work = tmp_path / "runs.log", tmp_path / "work"
     work.mkdir()
-    sidecar = await _sidecar_through(relay, hub, db, cli_env, work)
+    [sidecar] = await start_sidecars(relay.url, db, cli_env, work, 1, "--concurrency", "3")
     try:
         task_id = await api.submit("survives a cut", complexity_tier="trivial", metadata={
             "shell_command": record_run(runs_log, "sleep 1.5; echo finished"), "shell": True})
@@ -74,12 +73,10 @@ async def test_links_cut_at_random_during_a_workload_every_task_runs_and_complet
     rng = random.Random(fault_seed)
     tasks, cuts = 60, 8
     db = tmp_path / "hub.db"
-    hub = hub_process(db, *HUB_FLAGS)
-    relay = await Relay(int(hub.url.rsplit(":", 1)[1])).start()
-    api = Api(hub.url, hub.admin_token)
+    hub, relay, api = await _relayed_hub(hub_process, db)
     runs_log, work = tmp_path / "runs.log", tmp_path / "work"
     work.mkdir()
-    sidecar = await _sidecar_through(relay, hub, db, cli_env, work)
+    [sidecar] = await start_sidecars(relay.url, db, cli_env, work, 1, "--concurrency", "3")
     started = time.monotonic()
     task_ids = [await api.submit(f"job {i}", complexity_tier="trivial", metadata={
         "shell_command": record_run(runs_log, f"sleep {rng.uniform(0.05, 0.4):.3f}"), "shell": True})
@@ -91,12 +88,13 @@ async def test_links_cut_at_random_during_a_workload_every_task_runs_and_complet
             await eventually(lambda: relay.live(), "the sidecar connected again")
             sides.append(rng.choice(("client", "hub")))
             relay.cut(sides[-1])
-        await eventually(lambda: _all_completed(db, tasks), "every task completed", timeout=90)
+        await eventually(lambda: count_tasks(db, "completed") == tasks, "every task completed", timeout=90)
     finally:
         await sidecar.stop()
         await relay.stop()
     print(f"{tasks} tasks, links cut at {sides}: {relay.accepted} connections, {time.monotonic() - started:.1f} s")
-    assert {t: len(g) for t, g in runs_by_task(runs_log).items()} == {t: 1 for t in task_ids}  # every task ran once: no cut stopped or repeated work
+    # every task ran once: no cut stopped or repeated any work
+    assert {t: len(g) for t, g in runs_by_task(runs_log).items()} == {t: 1 for t in task_ids}
     rows = dict(read_db(db, "SELECT task_id, count(*) FROM executions GROUP BY task_id"))
     assert rows == {t: 1 for t in task_ids}
     assert relay.accepted == cuts + 1
@@ -104,18 +102,12 @@ async def test_links_cut_at_random_during_a_workload_every_task_runs_and_complet
     assert code == 0, err
 
 
-def _all_completed(db: Path, tasks: int) -> bool:
-    return read_db(db, "SELECT count(*) FROM tasks WHERE status = 'completed'") == [(tasks,)]
-
-
 async def test_a_dashboard_link_cut_reconnects_to_consistent_snapshots_and_the_hub_runs_on(
         tmp_path: Path, hub_process: Callable[..., HubProcess], cli_env: dict[str, str], fault_seed: int) -> None:
     rng = random.Random(fault_seed)
     tasks, cuts = 600, 4
     db = tmp_path / "hub.db"
-    hub = hub_process(db, *HUB_FLAGS)
-    relay = await Relay(int(hub.url.rsplit(":", 1)[1])).start()
-    api = Api(hub.url, hub.admin_token)
+    hub, relay, api = await _relayed_hub(hub_process, db)
     feed = Feed()
     snapshots: list[tuple[int, dict[str, Any]]] = []  # (connection number, snapshot)
     feed.add_listener(lambda kind, data: snapshots.append((stream.connects, data)) if kind == "snapshot" else None)

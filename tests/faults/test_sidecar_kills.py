@@ -21,10 +21,10 @@ from typing import Callable
 
 import pytest
 
-from cli.conftest import HubProcess, agentcom
-from sidecar.harness import Api, SidecarProcess, eventually
+from cli.conftest import HubProcess
+from sidecar.harness import Api, eventually
 
-from .support import journal_tasks, read_db, record_run, runs_by_task
+from .support import journal_tasks, read_db, record_run, runs_by_task, start_sidecars
 
 pytestmark = pytest.mark.anyio
 
@@ -51,13 +51,7 @@ async def test_sidecars_sigkilled_and_restarted_lose_nothing_and_complete_nothin
     work = tmp_path / "work"
     work.mkdir()
     runs_log = tmp_path / "runs.log"
-    sidecars = []
-    for i in range(SIDECARS):
-        agent_id = f"agent-{i}"
-        token = agentcom("token", "create", agent_id, "--db", str(db), env=cli_env).stdout.strip()
-        sidecars.append(await SidecarProcess(hub.url, agent_id, token, work, args=("--concurrency", "2")).start())
-    for sidecar in sidecars:  # start-up (seconds of imports on a busy machine) is not what is tested here
-        await eventually(lambda: "identified as" in sidecar.output(), f"{sidecar.agent_id} up", timeout=60)
+    sidecars = await start_sidecars(hub.url, db, cli_env, work, SIDECARS, "--concurrency", "2")
     started = time.monotonic()
     task_ids = []
     for i in range(TASKS):
@@ -85,7 +79,7 @@ async def test_sidecars_sigkilled_and_restarted_lose_nothing_and_complete_nothin
         print(f"killed {kills} by {time.monotonic() - started:.1f} s")
         assert len(kills) >= 2, "the workload ended before the faults"
         await eventually(lambda: _done(api), "every task completed", timeout=90)
-        await eventually(lambda: not any(journal_tasks(s.state_dir) for s in sidecars), "every journal empty", timeout=60)
+        await eventually(lambda: not any(journal_tasks(s.state_dir) for s in sidecars), "every journal empty")
     finally:
         for sidecar in sidecars:
             await sidecar.stop()
