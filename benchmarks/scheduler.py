@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import io
 import os
 import pstats
@@ -156,6 +157,8 @@ async def run_one(mode: str, queue: int, args: argparse.Namespace, workdir: str,
     started = time.perf_counter()
     service = HubService(db_path=db_path, **settings)
     load_s = time.perf_counter() - started
+    if args.gc_freeze:
+        gc.freeze()  # the loaded queue leaves the collector's generations
     try:
         if service.registry is not None:
             for url in ollama_urls:
@@ -211,6 +214,8 @@ async def run_one(mode: str, queue: int, args: argparse.Namespace, workdir: str,
         }
     finally:
         await service.close()
+        if args.gc_freeze:
+            gc.unfreeze()
 
 
 async def bench(args: argparse.Namespace) -> None:
@@ -221,6 +226,8 @@ async def bench(args: argparse.Namespace) -> None:
     profile = cProfile.Profile(time.process_time) if args.profile else None
     print(f"scheduler: {args.sidecars} sidecars (concurrency 1), queue rebuilt from SQLite, {args.cycles} cycles, "
           f"{os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    if args.gc_freeze:
+        print("  gc.freeze() after loading the queue")
     print(f"  model mode: {args.endpoints} stand-in Ollama endpoints, daily budget set; "
           f"{args.executions} runs finished earlier today; figures in us, "
           "cycle and complete-only: median")
@@ -254,6 +261,8 @@ def main() -> None:
     parser.add_argument("--executions", type=int, default=10_000,
                         help="runs already finished today (the budget guard sums them)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--gc-freeze", action="store_true",
+                        help="gc.freeze() once the queue is loaded, so collections skip the long-lived tasks")
     parser.add_argument("--profile", action="store_true", help="cProfile the batch and the cycles (CPU time)")
     parser.add_argument("--profile-sort", default="tottime")
     parser.add_argument("--profile-lines", type=int, default=30)

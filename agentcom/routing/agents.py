@@ -58,18 +58,14 @@ def choose_agent(
     agent for every task, so it passes its own agents rather than building a view of each.
     """
     needed = frozenset(needed_capabilities)
-    best: tuple[tuple[int, int, int, str], A] | None = None
-    for agent in agents:
-        if assign_to is not None and agent.agent_id != assign_to:
-            continue
-        if needed and not needed <= agent.capabilities:
-            continue
-        key = (
-            1 if assign_to is None and agent.agent_id in avoid_agents else 0,
-            0 if near_host is not None and host_of(agent) == near_host else 1,
-            agent.last_assigned_at or 0,
-            agent.agent_id,
-        )
-        if best is None or key < best[0]:
-            best = (key, agent)
-    return best[1] if best is not None else None
+    pool = [a for a in agents
+            if (assign_to is None or a.agent_id == assign_to) and (not needed or needed <= a.capabilities)]
+    if assign_to is None and avoid_agents:
+        pool = [a for a in pool if a.agent_id not in avoid_agents] or pool
+    if near_host is not None:
+        pool = [a for a in pool if host_of(a) == near_host] or pool
+    return min(pool, key=_spread) if pool else None  # rules 3 and 4 as filters, then the spreading order
+
+
+def _spread(agent: Any) -> tuple[int, str]:
+    return agent.last_assigned_at or 0, agent.agent_id
