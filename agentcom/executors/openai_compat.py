@@ -15,6 +15,9 @@ Errors are translated here, at the boundary, as httpx translates httpcore's: con
 failures, timeouts, 429 and 5xx are retried with exponential backoff *before* any token
 has been streamed (never after: that would repeat output); other 4xx fail at once and are
 not retryable. Whatever still fails ends the run with ``Outcome(error=..., retryable=...)``.
+A stream that ends without a ``finish_reason`` was cut short (llama-cpp-python's server
+does that to a stream when another request arrives, unless started with
+``--interrupt_requests False``): a retryable failure, never a success with half an answer.
 
 The chat messages built from a task (``task_messages``) and the per-task generation
 options (``task_options``) live here too: llama-cpp-python's embedded executor sends the
@@ -268,7 +271,14 @@ class OpenAICompatExecutor:
             await stream.close()
 
         output = "".join(pieces)
-        extra = {"finish_reason": finish_reason or "unknown", "endpoint": base_url}
+        if finish_reason is None:
+            # Every OpenAI-style stream ends with a finish_reason; llama-cpp-python's server ends
+            # one without it when a newer request interrupts it: the output is cut, not done.
+            yield Outcome(output=output, model_used=model_used, tokens_out=len(pieces), retryable=True,
+                          error=f"{base_url} ended the stream without a finish_reason after {len(pieces)} tokens "
+                                "(cut short, e.g. by another request to the same llama.cpp server)")
+            return
+        extra = {"finish_reason": finish_reason, "endpoint": base_url}
         if usage is not None:
             tokens_in, tokens_out = int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0)
             extra["usage"] = "reported"

@@ -160,6 +160,7 @@ class _Scripted(BaseHTTPRequestHandler):
     ``nousage-*``: streams like ``ok`` without the usage chunk, as llama-cpp-python's server
     does; a non-streamed request answers with usage (prompt 23).
     ``mute-*``: streams without usage and answers a non-streamed request with HTTP 404.
+    ``cut-*``: one token, then ``[DONE]`` with no finish_reason (an interrupted stream).
     """
 
     protocol_version = "HTTP/1.1"
@@ -238,6 +239,8 @@ class _Scripted(BaseHTTPRequestHandler):
         ]
         if broken:
             events.append({"error": {"message": "model crashed", "type": "server_error"}})
+        elif model.startswith("cut-"):
+            pass
         else:
             events += [
                 {**base, "choices": [{"index": 0, "delta": {"content": " world"}}]},

@@ -27,6 +27,7 @@ from .conftest import LlamaServer, ScriptedServer, free_port
 pytestmark = pytest.mark.usefixtures("anyio_backend")
 
 MakeTask = Callable[..., TaskAssign]
+LONG_PROMPT = "Count from 1 to 1000, one number per line."  # greedy SmolLM2 counts on for hundreds of tokens
 
 
 def fast_retries(**kwargs: object) -> OpenAICompatExecutor:
@@ -223,6 +224,49 @@ async def test_an_error_mid_stream_keeps_the_partial_output(scripted_server: Scr
     assert not outcome.ok and outcome.retryable and outcome.output == "Hello"
     assert "model crashed" in (outcome.error or "")
     assert scripted_server.requests[model] == 1, "never retried once tokens were streamed"
+
+
+@pytest.mark.anyio
+async def test_a_stream_cut_without_a_finish_reason_fails_retryably(scripted_server: ScriptedServer,
+                                                                    task_factory: MakeTask) -> None:
+    model = unique("cut")
+    outputs, outcome = await collect(fast_retries(), task_factory(target_type="openai",
+                                                                  endpoint=scripted_server.endpoint, model=model))
+    assert [o.text for o in outputs] == ["Hello"]
+    assert not outcome.ok and outcome.retryable and outcome.output == "Hello"
+    assert "without a finish_reason after 1 tokens" in (outcome.error or "")
+    assert scripted_server.requests[model] == 1
+
+
+@pytest.mark.anyio
+async def test_a_stream_llama_cpp_server_interrupts_is_not_a_success(llama_server: LlamaServer,
+                                                                     task_factory: MakeTask) -> None:
+    """llama_cpp.server (interrupt_requests on by default) ends a stream when another request comes."""
+    task = task_factory(LONG_PROMPT, target_type="openai", endpoint=llama_server.endpoint, model="smollm2",
+                        max_tokens=1500)
+    outputs: list[Output] = []
+    outcomes: list[Outcome] = []
+    three = asyncio.Event()
+
+    async def consume() -> None:
+        async for step in fast_retries().run(task):
+            if isinstance(step, Output):
+                outputs.append(step)
+                if len(outputs) == 3:
+                    three.set()
+            else:
+                outcomes.append(step)
+
+    consumer = asyncio.create_task(consume())
+    await three.wait()
+    async with openai.AsyncOpenAI(base_url=f"http://{llama_server.endpoint}/v1", api_key="x") as client:
+        await client.chat.completions.create(model="smollm2", messages=[{"role": "user", "content": "Hi."}],
+                                             max_tokens=2, temperature=0)
+    await consumer
+    [outcome] = outcomes
+    assert not outcome.ok and outcome.retryable, outcome
+    assert "without a finish_reason" in (outcome.error or "")
+    assert 3 <= len(outputs) < 1500
 
 
 @pytest.mark.anyio
