@@ -69,9 +69,9 @@ async def _keep_submitting(api: Api, rng: random.Random, jobs: range, answered: 
 
 
 async def _ask_for_snapshots(stream: FeedStream) -> None:
-    """A fresh snapshot every 100 ms: some come from just before a crash, some from just after."""
+    """A fresh snapshot every 250 ms: some come from just before a crash, some from just after."""
     while True:
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.25)
         stream.request_snapshot()
 
 
