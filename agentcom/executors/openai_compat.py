@@ -292,11 +292,14 @@ class OpenAICompatExecutor:
                 tokens_in, extra["usage"] = math.ceil(prompt_chars / 4), "estimated"
         yield Outcome(output=output, model_used=model_used, tokens_in=tokens_in, tokens_out=tokens_out, extra=extra)
 
-    async def _count_prompt(self, client: openai.AsyncOpenAI, model: str, messages: list[dict[str, str]]) -> int | None:
+    async def _count_prompt(self, client: openai.AsyncOpenAI, model: str | None,
+                            messages: list[dict[str, str]]) -> int | None:
         """The server's own ``prompt_tokens`` for ``messages`` (None if it will not say).
 
         Why: a stream without usage leaves only the raw text, which misses the chat template.
         """
+        if model is None:
+            return None
         try:
             answer = await client.chat.completions.create(
                 model=model, messages=cast("list[ChatCompletionMessageParam]", messages), max_tokens=1,
