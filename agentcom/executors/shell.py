@@ -88,9 +88,15 @@ class ShellExecutor:
         try:
             open_streams = len(pumps)
             timed_out = False
+            # asyncio.timeout_at, not wait_for: on Python 3.11 wait_for swallows a cancel that arrives
+            # as a line is queued, and a chatty command then ran on to its end after task_cancelled
             while open_streams and not timed_out:
+                if loop.time() >= deadline:
+                    timed_out = True
+                    break
                 try:
-                    item = await asyncio.wait_for(queue.get(), max(deadline - loop.time(), 0))
+                    async with asyncio.timeout_at(deadline):
+                        item = await queue.get()
                 except TimeoutError:
                     timed_out = True
                     break
@@ -100,7 +106,8 @@ class ShellExecutor:
                     yield item
             if not timed_out:
                 try:
-                    await asyncio.wait_for(proc.wait(), max(deadline - loop.time(), 0))
+                    async with asyncio.timeout_at(deadline):
+                        await proc.wait()
                 except TimeoutError:
                     timed_out = True
             if timed_out:

@@ -122,6 +122,29 @@ async def test_cancellation_kills_the_process_group(make_task: Any, workdir: Pat
     assert await eventually(lambda: not pid_alive(child))
 
 
+async def test_cancelling_a_chatty_command_stops_it(make_task: Any, workdir: Path) -> None:
+    """A cancel that lands while output lines are queued still stops the command (it was swallowed)."""
+    for attempt in range(5):
+        finished = workdir / f"finished-{attempt}"
+        task = shell_task(make_task, f"for i in $(seq 1 100000); do echo line $i; done; sleep 2; touch {finished}",
+                          shell=True)
+        lines = 0
+
+        async def consume() -> None:
+            nonlocal lines
+            async for step in ShellExecutor(workdir).run(task):
+                lines += 1
+                await asyncio.sleep(0)
+
+        consumer = asyncio.create_task(consume())
+        while lines < 100:
+            await asyncio.sleep(0.01)
+        consumer.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await consumer
+        assert not finished.exists()
+
+
 async def test_sigterm_ignored_gets_sigkill(make_task: Any, workdir: Path, pid_alive: Any,
                                             eventually: Any) -> None:
     task = shell_task(make_task, "trap '' TERM; echo $$; sleep 30 & echo $!; wait", shell=True, timeout_ms=300)
