@@ -44,7 +44,7 @@ class BasicRouter:
         self._by_tier[tier] = self._by_tier.get(tier, 0) + 1
         self._by_target[target] = self._by_target.get(target, 0) + 1
 
-    def agent_joined(self, agent: Agent) -> None:
+    def agent_joined(self, agent: Agent, peer_host: str | None = None) -> None:
         """No endpoint registry here."""
 
     def forget(self, task_id: str) -> None:

@@ -85,7 +85,7 @@ class Router(Protocol):
 
     def record(self, decision: dict[str, Any]) -> None: ...
 
-    def agent_joined(self, agent: Agent) -> Any: ...
+    def agent_joined(self, agent: Agent, peer_host: str | None = None) -> Any: ...
 
     def forget(self, task_id: str) -> None: ...
 
@@ -244,8 +244,10 @@ class HubCore:
 
     @_store_write
     def connect(self, hello: m.Identify, send: Callable[[msgspec.Struct], None],
-                close: Callable[[int, str], None]) -> Agent:
+                close: Callable[[int, str], None], peer_host: str | None = None) -> Agent:
         """Register an identified sidecar; answers ``identified`` and its resume entries.
+
+        ``peer_host``: the socket's remote address; a loopback ``ollama_url`` means that machine.
 
         Tasks the previous connection held and this one does not resume are reclaimed first,
         so a refused write leaves no agent registered and nothing promised."""
@@ -277,7 +279,7 @@ class HubCore:
             else:
                 send(m.TaskReassign(task_id=task_id))
         try:
-            self.router.agent_joined(agent)
+            self.router.agent_joined(agent, peer_host)
         except sqlite3.Error as exc:  # endpoint auto-registration is best effort; a lost group closes the socket
             log.error("could not register the endpoint of %s: %s", agent.agent_id, exc)
         self.pubsub.publish("agents", {"kind": "agent", "agent": agent.view()})

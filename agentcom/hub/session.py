@@ -186,7 +186,7 @@ class SidecarSession:
                 self._guard.check_identify(self.address)  # before the token is looked at
             if not self._verify(frame.agent_id, frame.token):
                 raise Unauthorized(f"token is not valid for agent {frame.agent_id!r}")
-            self.agent = self.core.connect(frame, self.send, self.close)
+            self.agent = self.core.connect(frame, self.send, self.close, peer_host=self.address or None)
             return
         core, agent = self.core, self.agent
         if not isinstance(frame, _UNLIMITED):

@@ -232,3 +232,22 @@ async def test_the_sidecar_reports_its_endpoint_on_connect_and_when_work_starts(
         await asyncio.wait_for(serving, WAIT_S)
         http.close()
         await hub.stop()
+
+
+def test_a_remote_sidecars_loopback_ollama_url_is_registered_at_its_address(tmp_path: Path) -> None:
+    """The hub's session for a socket from 10.1.2.3 (as the handler builds it) registers that machine's Ollama."""
+    from agentcom.protocol import codec
+    from agentcom.protocol import messages as m
+
+    hub = agentcom.Hub(db_path=str(tmp_path / "hub.db"), routing="model")
+    try:
+        frames: list[Any] = []
+        for agent_id, address in (("remote", "10.1.2.3"), ("local", "127.0.0.1")):
+            session = hub.new_sidecar_session(frames.append, lambda code, reason: None, address=address)
+            session.on_text(codec.encode(m.Identify(agent_id=agent_id, token=hub.create_agent_token(agent_id),
+                                                    protocol_version=1, ollama_url="http://localhost:11434")))
+        assert [type(f).__name__ for f in frames] == ["Identified", "Identified"]
+        owners = {e["endpoint_id"]: e["agent_id"] for e in hub.endpoints_view()}
+        assert owners == {"10.1.2.3:11434": "remote", "127.0.0.1:11434": "local"}
+    finally:
+        asyncio.run(hub.close())
