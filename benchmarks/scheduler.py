@@ -1,7 +1,8 @@
 """The scheduler's cost per assignment with a long queue and many idle sidecars.
 
     python benchmarks/scheduler.py [--queues 100000 50000 10000 1000] [--sidecars 500]
-                                   [--endpoints 8] [--modes explicit model] [--profile]
+                                   [--endpoints 8] [--modes explicit model] [--executions 10000]
+                                   [--gc-freeze] [--profile]
 
 The real path, in one process: a ``HubService`` (its SQLite store in a temporary
 directory, its ``HubCore`` and its router) restarted on a store that holds the queue, so the
@@ -9,7 +10,8 @@ queue is rebuilt from the file as after a crash. The sidecars are the hub's own
 ``SidecarSession`` objects, fed raw JSON frames and writing every frame they are sent
 through a transport that encodes it as the socket handler does and keeps it. In ``model``
 mode the sidecars' ``ollama_url`` point at stand-in Ollama servers on loopback, checked
-once by the endpoint registry, and a daily budget makes the guard run on every cloud task.
+once by the endpoint registry, and a daily budget makes the guard run on every cloud task
+over ``--executions`` runs already finished today.
 
 Tasks are a mix of the four tiers and four priorities. For each mode and queue length:
 
@@ -20,6 +22,9 @@ Tasks are a mix of the four tiers and four priorities. For each mode and queue l
 - cycle: one sidecar's ``task_complete`` in, its ack and its next ``task_assign`` out,
   commit included, one sidecar after another; ``complete only`` is the same frame with
   scheduling held back, so cycle minus complete-only is what the assignment adds.
+
+Figures are medians or means of one run on a shared machine: compare runs, not digits. The
+cycle's p99 is mostly the garbage collector walking the loaded queue (``--gc-freeze`` shows it).
 
 Target (issue 3): < 1 ms per assignment, not growing with the queue's length.
 """
