@@ -109,6 +109,15 @@ class Relay:
             pipe.transport.abort()
         return len(links)
 
+    def freeze(self) -> int:
+        """Stop carrying bytes on every live link, both ways, without closing anything: a silent network."""
+        links = self.live()
+        for client, hub in links:
+            for pipe in (client, hub):
+                assert pipe.transport is not None
+                pipe.transport.pause_reading()
+        return len(links)
+
     async def stop(self) -> None:
         for client, hub in self.links:
             for pipe in (client, hub):

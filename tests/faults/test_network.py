@@ -28,7 +28,7 @@ from .support import (Ledger, RecordingSidecar, Relay, count_tasks, job_cost, re
 
 pytestmark = pytest.mark.anyio
 
-HUB_FLAGS = ("--lease-ms", "4000", "--heartbeat-ms", "200", "--batch-interval-ms", "50")
+HUB_FLAGS = ("--lease-ms", "2500", "--heartbeat-ms", "200", "--batch-interval-ms", "50")
 
 
 async def _relayed_hub(hub_process: Callable[..., HubProcess], db: Path) -> tuple[HubProcess, Relay, Api]:
@@ -64,6 +64,34 @@ async def test_a_link_cut_mid_task_resumes_and_the_task_runs_and_completes_once(
     assert runs_by_task(runs_log)[task_id] == [before["generation"]]  # the work itself never stopped
     assert not any(h["event"] in ("reclaimed", "rejected") for h in done["history"])
     assert read_db(db, "SELECT count(*) FROM executions WHERE task_id = ?", task_id) == [(1,)]
+    code, _, err = hub.stop(signal.SIGTERM)
+    assert code == 0, err
+
+
+async def test_a_link_gone_silent_is_given_up_by_both_ends_and_the_task_completes_once(
+        tmp_path: Path, hub_process: Callable[..., HubProcess], cli_env: dict[str, str]) -> None:
+    db = tmp_path / "hub.db"
+    hub, relay, api = await _relayed_hub(hub_process, db)
+    runs_log, work = tmp_path / "runs.log", tmp_path / "work"
+    work.mkdir()
+    [sidecar] = await start_sidecars(relay.url, db, cli_env, work, 1)
+    try:
+        task_id = await api.submit("outlives a dead link", complexity_tier="trivial", metadata={
+            "shell_command": record_run(runs_log, "sleep 1; echo finished"), "shell": True})
+        await eventually(lambda: task_id in runs_by_task(runs_log), "the task started")
+        assert relay.freeze() == 1  # no FIN, no RST: nothing more arrives either way
+        done = await eventually(lambda: api.status_is(task_id, "completed", "failed", "dead_letter"), "the outcome")
+    finally:
+        await sidecar.stop()
+        await relay.stop()
+    assert "no word from the hub" in sidecar.output()  # the sidecar noticed by itself
+    assert sidecar.output().count("identified as") == 2 and relay.accepted == 2
+    reclaim = next(h for h in done["history"] if h["event"] == "reclaimed")  # so did the hub
+    assert reclaim["details"] == {"reason": "lease expired"}
+    assert done["status"] == "completed"
+    runs = runs_by_task(runs_log)[task_id]
+    assert runs == sorted(set(runs)) and runs[-1] == done["generation"]  # each generation once, the last counted
+    assert read_db(db, "SELECT generation FROM executions WHERE task_id = ?", task_id) == [(done["generation"],)]
     code, _, err = hub.stop(signal.SIGTERM)
     assert code == 0, err
 
