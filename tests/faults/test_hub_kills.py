@@ -112,7 +112,7 @@ async def test_hub_sigkilled_five_times_mid_workload_loses_and_repeats_nothing(
     gate.set()
     sidecars = [RecordingSidecar(hub.url, agent_id, token, ledger, concurrency=rng.randint(1, 8), gate=gate).start()
                 for agent_id, token in tokens.items()]
-    kill_points = sorted(rng.sample(range(20, TASKS - 20), KILLS))
+    kill_points = sorted(rng.sample(range(20, TASKS - 100), KILLS))  # reachable though some submissions are lost
     print(f"kill after {kill_points} acknowledged completions")
     try:
         for point in kill_points:
@@ -122,13 +122,14 @@ async def test_hub_sigkilled_five_times_mid_workload_loses_and_repeats_nothing(
             code, _, _ = hub.stop(signal.SIGKILL)
             assert code == -signal.SIGKILL
             hub = hub_process(db, *flags)
+            dashboard_connects = stream.connects  # the loop was blocked: it cannot have reconnected yet
             assert hub.url == api.url
             await _totals_match_rows(api, db)
             gate.set()
         lost = await submitter
         submitted_s = time.monotonic() - started
         await eventually(lambda: _settled(db), "every task completed or dead-lettered", timeout=120)
-        await eventually(lambda: stream.connects == KILLS + 1, "the dashboard back after the last restart")
+        await eventually(lambda: stream.connects > dashboard_connects, "the dashboard back after the last restart")
     finally:
         submitter.cancel()
         asking.cancel()
