@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable
 
 import msgspec
 
-from agentcom.errors import ProtocolError, Unauthorized
+from agentcom.errors import ProtocolError, RateLimited, Unauthorized
 from agentcom.hub.session import RateWindow
 from agentcom.protocol import codec
 from agentcom.protocol import messages as m
@@ -43,6 +43,7 @@ CLOSE_POLICY = 1008
 BYTE_BUDGET = 16 * 1024 * 1024      # execution text buffered per dashboard, on top of the item limit
 MAX_CONTROL_FRAMES = 256            # unread answers to commands before a client counts as abusive
 RECENT_TASKS = 500                  # finished tasks the snapshot lists besides the open ones
+SNAPSHOTS_PER_SECOND = 2            # a snapshot costs the hub ~20 ms at 2,000 tasks: requests beyond are refused
 _EXEC_PREFIX = b'{"kind":"execution_event",'
 
 Write = Callable[[str], Any]        # returns the transport's write future (has .done()) or None
@@ -207,6 +208,8 @@ class DashboardSession:
         self._stats_due = False
         self._inflight: Any = None
         self._bad = RateWindow(settings.bad_frame_limit, settings.bad_frame_window_ms)
+        self._frames = RateWindow(settings.frame_rate_limit, 1000)
+        self._snapshots = RateWindow(SNAPSHOTS_PER_SECOND, 1000)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -266,10 +269,11 @@ class DashboardSession:
             return
         try:
             frame = codec.dashboard_decoder.decode(raw)
+            self._check_rate(frame)
             answer = self._dispatch(frame)
         except ProtocolError as exc:
             answer = codec.error_frame(exc)
-            if self._bad.hit(self.core.clock()):
+            if not isinstance(exc, RateLimited) and self._bad.hit(self.core.clock()):
                 self.close(CLOSE_POLICY, "too many bad frames")
                 return
         if answer is not None:
@@ -296,6 +300,15 @@ class DashboardSession:
             case m.Ping():
                 return m.Pong(timestamp=self.core.clock())
         return None
+
+    def _check_rate(self, frame: msgspec.Struct) -> None:
+        """Every frame counts against ``frame_rate_limit``; snapshots, which cost the hub most, have their own budget."""
+        now = self.core.clock()
+        budget = self._snapshots if isinstance(frame, m.RequestSnapshot) else self._frames
+        if budget.hit(now):
+            kind = "request_snapshot" if budget is self._snapshots else "frame"
+            raise RateLimited(f"{kind} rate limit exceeded ({budget.limit}/s on this connection)",
+                              retry_after_ms=budget.retry_after(now))
 
     def _check_write(self, command: str, task_id: str) -> None:
         if not self.can_write:

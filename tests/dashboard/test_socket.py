@@ -173,3 +173,19 @@ async def test_oversized_frames_close_with_1009(make_hub: Callable[..., Awaitabl
     await client.send({"type": "subscribe", "task_id": "x" * 8000})
     assert await client.recv() is None
     assert client.ws.close_code == 1009
+
+
+async def test_snapshot_requests_beyond_their_budget_are_refused_without_closing(
+        make_hub: Callable[..., Awaitable[Hub]]) -> None:
+    """A dashboard asking for snapshots in a loop gets ``rate_limited``; the socket stays usable."""
+    hub = await make_hub(batch_interval_ms=20)
+    client = await dashboard(hub)
+    assert (await client.recv() or {})["type"] == "snapshot"
+    for _ in range(6):
+        await client.send({"type": "request_snapshot"})
+    refusal = await client.until("error")
+    assert refusal["error"] == "rate_limited" and "request_snapshot" in refusal["message"]
+    assert refusal["retry_after_ms"] >= 1
+    await client.send({"type": "ping"})
+    assert (await client.until("pong"))["type"] == "pong"   # still open, not counted as abuse
+    assert client.ws.close_code is None
