@@ -30,7 +30,7 @@ from typing import Any, Callable, ParamSpec, Protocol, TypeVar
 import msgspec
 
 from agentcom.config import AgentCom
-from agentcom.errors import InvalidState, NotFound, StaleGeneration, StoreUnavailable, ValidationFailed
+from agentcom.errors import InvalidState, NotFound, StaleGeneration, StoreError, StoreUnavailable, ValidationFailed
 from agentcom.hub.agents import Agent, placeholder
 from agentcom.hub.pubsub import PubSub
 from agentcom.hub.ready import ReadyQueue
@@ -59,7 +59,7 @@ def _store_write(method: Callable[P, R]) -> Callable[P, R]:
     def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return method(*args, **kwargs)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, StoreError) as exc:  # StoreError: the routing tables' writes (endpoints)
             core: HubCore = args[0]  # type: ignore[assignment]
             core.write_failed(exc)
             raise StoreUnavailable(f"the hub cannot write its store now ({exc}); nothing was changed, "
@@ -269,6 +269,8 @@ class HubCore:
             connected_at=now, last_seen=now, send=send, close=close,
             last_assigned_at=previous.last_assigned_at if previous else 0,
         )
+        # before the agent is registered: a refused endpoint write (StoreError) leaves no agent online
+        self.router.agent_joined(agent, peer_host)
         self.agents[agent.agent_id] = agent
         send(m.Identified(agent_id=agent.agent_id, heartbeat_ms=self.settings.heartbeat_ms,
                           lease_ms=self.settings.lease_ms))
@@ -278,10 +280,6 @@ class HubCore:
                 send(m.TaskContinue(task_id=task_id, generation=generation))
             else:
                 send(m.TaskReassign(task_id=task_id))
-        try:
-            self.router.agent_joined(agent, peer_host)
-        except sqlite3.Error as exc:  # endpoint auto-registration is best effort; a lost group closes the socket
-            log.error("could not register the endpoint of %s: %s", agent.agent_id, exc)
         self.pubsub.publish("agents", {"kind": "agent", "agent": agent.view()})
         self.schedule()
         return agent
@@ -522,7 +520,7 @@ class HubCore:
 
     # ------------------------------------------------------------------ store failures
 
-    def write_failed(self, exc: sqlite3.Error) -> None:
+    def write_failed(self, exc: sqlite3.Error | StoreError) -> None:
         """A write was refused: bring memory back to what the file holds."""
         log.error("the store refused a write (%s); the hub keeps what the file holds and refuses new work", exc)
         try:

@@ -177,6 +177,15 @@ class SidecarSession:
                 if self._guard is not None:
                     self._guard.abusive(self.address)
                 self.close(CLOSE_POLICY, "too many bad frames")
+        except Exception:  # a defect must not abort the socket with the core still counting the agent online
+            kind = getattr(getattr(frame, "__struct_config__", None), "tag", None)
+            log.exception("internal error handling a %s frame from %s", kind or "sidecar", self.address or "in-process")
+            if self.agent is None and isinstance(frame, m.Identify):
+                ghost = self.core.agents.get(frame.agent_id)
+                if ghost is not None and ghost.send == self.send:  # registered before the failure
+                    self.core.disconnect(ghost)
+            self.send(codec.error_frame(ProtocolError(f"internal error handling {kind or 'this frame'}; "
+                                                      "nothing more was done with it", message_type=kind)))
 
     def _dispatch(self, frame: msgspec.Struct) -> None:
         if self.agent is None:

@@ -160,7 +160,14 @@ class EndpointRegistry:
             if view == old:
                 return old
         self._endpoints[view.endpoint_id] = view
-        self._persist(view)
+        try:
+            self._persist(view)
+        except StoreError:  # not stored: not registered either
+            if old is None:
+                del self._endpoints[view.endpoint_id]
+            else:
+                self._endpoints[view.endpoint_id] = old
+            raise
         self._emit(EndpointChange("endpoint_registered", view, old.status if old else None))
         if old is None or old.kind != kind:
             self._probe_soon(view.endpoint_id)

@@ -202,3 +202,55 @@ async def test_frames_in_flight_for_a_cancelled_task_are_not_abuse(hub: Hub, api
     await sidecar.nothing_else()  # still connected
     nxt = await api.submit()
     assert (await sidecar.assignment())["task_id"] == nxt
+
+
+def test_an_identify_whose_endpoint_write_fails_leaves_no_agent_online(tmp_path) -> None:
+    """The endpoints table refuses the write (as a full disk would): store_unavailable, and no ghost agent
+    that tasks could be assigned to; the session's close has nothing to undo and a retry works."""
+    import asyncio
+
+    from agentcom.protocol import codec
+
+    hub = Hub(db_path=str(tmp_path / "hub.db"), routing="model")
+    try:
+        token = hub.create_agent_token("agent-1")
+        hub.conn.execute("CREATE TRIGGER boom BEFORE INSERT ON endpoints "
+                         "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+        frames: list[object] = []
+        session = hub.new_sidecar_session(frames.append, lambda code, reason: None, address="10.0.0.9")
+        identify_frame = codec.encode(m.Identify(agent_id="agent-1", token=token, protocol_version=1,
+                                                 ollama_url="http://10.0.0.9:11434"))
+        session.on_text(identify_frame)
+        assert [(type(f).__name__, getattr(f, "error", None)) for f in frames] == [("ErrorFrame", "store_unavailable")]
+        assert session.agent is None and "agent-1" not in hub.core.agents
+        assert hub.endpoints_view() == []  # not half registered in memory either
+        hub.conn.execute("DROP TRIGGER boom")
+        session.on_text(identify_frame)
+        assert type(frames[-1]).__name__ == "Identified" and hub.core.agents["agent-1"].online
+        assert [e["endpoint_id"] for e in hub.endpoints_view()] == ["10.0.0.9:11434"]
+    finally:
+        asyncio.run(hub.close())
+
+
+def test_an_unexpected_error_in_a_frame_is_answered_and_escapes_nothing(tmp_path) -> None:
+    """A defect while handling a frame (here the token check itself fails) must not abort the socket
+    with the hub and the session disagreeing: the peer hears of it and may try again."""
+    import asyncio
+
+    from agentcom.hub.session import SidecarSession
+    from agentcom.protocol import codec
+
+    hub = Hub(db_path=str(tmp_path / "hub.db"))
+    try:
+        def broken_check(agent_id: str, token: str) -> bool:
+            raise RuntimeError("token backend broke")
+
+        frames: list[object] = []
+        session = SidecarSession(hub.core, frames.append, lambda code, reason: None, broken_check)
+        session.on_text(codec.encode(m.Identify(agent_id="agent-1", token="t", protocol_version=1)))
+        assert [(type(f).__name__, getattr(f, "error", None), getattr(f, "message_type", None)) for f in frames] == [
+            ("ErrorFrame", "protocol_error", "identify")]
+        assert "internal error" in frames[0].message  # type: ignore[attr-defined]
+        assert session.agent is None and hub.core.agents == {} and not session.closed
+    finally:
+        asyncio.run(hub.close())
