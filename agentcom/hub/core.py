@@ -464,7 +464,11 @@ class HubCore:
                 blocked.add(key)
                 continue
             task = self.tasks[task_id]
-            choice = self.router.route(task, eligible, now)
+            try:
+                choice = self.router.route(task, eligible, now)
+            except (sqlite3.Error, StoreError) as exc:  # routing reads the store (budget spend): retried later
+                self.write_failed(exc)
+                break
             if choice is None:
                 blocked.add(key)
                 continue

@@ -166,3 +166,27 @@ async def test_a_restarted_hub_requeues_tasks_whose_sidecar_never_returns(make_h
     assert again.core.task_detail(task.task_id)["attempts"] == 2
     other.close()
     sidecar.close()
+
+
+def test_a_routing_read_that_fails_keeps_the_submitted_task_and_answers_no_error(tmp_path: Path) -> None:
+    """Routing reads the executions table (budget spend) inside the submit's transaction: when that read
+    fails, the task is still accepted (a 503 would make a client submit it twice) and stays queued."""
+    import asyncio
+
+    from agentcom.protocol import codec
+
+    hub = Hub(db_path=str(tmp_path / "hub.db"), routing="model", budget_daily_usd=1.0)
+    try:
+        frames: list[object] = []
+        session = hub.new_sidecar_session(frames.append, lambda code, reason: None)
+        session.on_text(codec.encode(m.Identify(agent_id="a1", token=hub.create_agent_token("a1"), protocol_version=1)))
+        hub.conn.execute("ALTER TABLE executions RENAME TO executions_away")  # the spend query now fails
+        task = hub.submit_dict({"description": "write a function that parses dates", "complexity_tier": "standard"})
+        stored = hub.store.get(task.task_id)
+        assert stored is not None and stored.status == "queued"
+        assert hub.core.tasks[task.task_id].status == "queued"  # still in memory, to be routed again
+        hub.conn.execute("ALTER TABLE executions_away RENAME TO executions")
+        again = hub.submit_dict({"description": "write a function that parses times", "complexity_tier": "standard"})
+        assert hub.store.get(again.task_id) is not None
+    finally:
+        asyncio.run(hub.close())
