@@ -70,8 +70,8 @@ class RateWindow:
 
 def _abuse(exc: ProtocolError, frame: msgspec.Struct | None) -> bool:
     """Whether a refused frame counts towards closing the socket."""
-    if isinstance(exc, (RateLimited, StoreUnavailable)):
-        return False
+    if isinstance(exc, (RateLimited, StoreUnavailable)) or exc.extra.get("message_type") == "resource_report":
+        return False  # a report the hub cannot use is dropped; routing only loses a hint
     # progress still on the wire when its task was cancelled or handed to another generation is a race
     return not (isinstance(frame, m.TaskProgress) and isinstance(exc, (StaleGeneration, InvalidState, NotFound)))
 

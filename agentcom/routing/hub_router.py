@@ -23,6 +23,7 @@ from ``agentcom.hub`` or ``agentcom.store``: a task needs ``task_id``, ``descrip
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 from typing import Any, Callable, Sequence
 
@@ -85,6 +86,7 @@ class ModelRouter:
         self._spent: tuple[int, Spend] | None = None  # (now, spend at now)
         self._running: dict[str, str] = {}  # open task_id -> endpoint id it was assigned to
         self._in_flight: collections.Counter[str] = collections.Counter()
+        self._reports: dict[str, dict[str, ResourceReport]] = {}  # endpoint id -> agent id -> its latest report
 
     # ------------------------------------------------------------------ the hub's Router interface
 
@@ -180,11 +182,16 @@ class ModelRouter:
     def resource_report(self, agent: Any, frame: Any, now: int) -> int:
         """A sidecar's ``resource_report``: each entry filed under the registered endpoint(s) it names.
 
-        All or nothing: an entry that contradicts itself (free memory above total) or names an
-        endpoint twice refuses the whole frame with ValidationFailed, and nothing is filed.
-        Entries for endpoints the registry does not know are skipped. Returns how many were filed.
+        An entry that contradicts itself (free memory above total) or names no address refuses the
+        whole frame with ValidationFailed, and nothing is filed. Entries naming the same endpoint
+        (its ``ollama_url`` and the address the hub registered it at) are merged. An entry counts
+        only for endpoints the agent registered or has tasks running on, others (and unknown ones)
+        are skipped; figures are kept per (agent, endpoint) and combined across agents
+        (``_combine``), so one sidecar can neither speak for another's endpoint nor overwrite
+        what the others said. Returns how many endpoints were filed.
         """
-        filed: list[tuple[str, ResourceReport]] = []
+        own = self._reportable(agent)
+        merged: dict[str, ResourceReport] = {}
         for i, entry in enumerate(frame.endpoints):
             where = f"endpoints[{i}]"
             for name, free, total in (("ram", entry.ram_free_mb, entry.ram_total_mb),
@@ -192,18 +199,26 @@ class ModelRouter:
                 if free is not None and total is not None and free > total:
                     raise _invalid(f"{where}.{name}_free_mb", f"{free:g} exceeds {name}_total_mb {total:g}")
             ids = self._endpoint_ids(agent, entry.endpoint, f"{where}.endpoint")
-            if any(endpoint_id == seen for endpoint_id in ids for seen, _ in filed):
-                raise _invalid(f"{where}.endpoint", f"{entry.endpoint!r} names an endpoint already in this report")
             report = ResourceReport(
                 reported_at=now, cpu_percent=entry.cpu_percent, ram_total_mb=entry.ram_total_mb,
                 ram_free_mb=entry.ram_free_mb, vram_total_mb=entry.vram_total_mb, vram_free_mb=entry.vram_free_mb,
                 free_slots=entry.free_slots, in_flight=entry.in_flight,
                 loaded_models=None if entry.loaded_models is None else tuple(entry.loaded_models),
             )
-            filed.extend((endpoint_id, report) for endpoint_id in sorted(ids))
-        for endpoint_id, report in filed:
-            self.registry.report_resources(endpoint_id, report)
-        return len(filed)
+            for endpoint_id in ids & own:
+                seen = merged.get(endpoint_id)
+                merged[endpoint_id] = report if seen is None else _merge_entries(seen, report)
+        ttl = self.policy.resource_ttl_ms
+        for endpoint_id, report in sorted(merged.items()):
+            by_agent = self._reports.setdefault(endpoint_id, {})
+            by_agent[agent.agent_id] = report
+            for other in [a for a, r in by_agent.items() if now - r.reported_at > ttl and a != agent.agent_id]:
+                del by_agent[other]  # stale: it no longer speaks for the endpoint
+            view = self.registry.get(endpoint_id)
+            self.registry.report_resources(endpoint_id, _combine(by_agent, view.agent_id if view else None))
+        for endpoint_id in [e for e in self._reports if self.registry.get(e) is None]:
+            del self._reports[endpoint_id]  # unregistered since
+        return len(merged)
 
     # ------------------------------------------------------------------ internals
 
@@ -238,6 +253,12 @@ class ModelRouter:
                 self._hosts.clear()
             host = self._hosts[url] = host_of(url)
             return host
+
+    def _reportable(self, agent: Any) -> set[str]:
+        """Endpoints an agent may report on: those it registered and those its open tasks run on."""
+        ids = {view.endpoint_id for view in self.registry.endpoints() if view.agent_id == agent.agent_id}
+        ids.update(self._running[t] for t in getattr(agent, "tasks", ()) if t in self._running)
+        return ids
 
     def _endpoint_ids(self, agent: Any, address: str, field: str) -> set[str]:
         """Registered endpoints an address names: as parsed (either kind's default port), and, for the
@@ -285,3 +306,29 @@ class ModelRouter:
 def _invalid(field: str, error: str) -> ValidationFailed:
     return ValidationFailed(f"resource_report: {error} (at `{field}`)", [{"field": field, "error": error}],
                             message_type="resource_report")
+
+
+def _merge_entries(first: ResourceReport, second: ResourceReport) -> ResourceReport:
+    """Two entries of one report for the same endpoint (e.g. ``localhost:11434`` and the address the hub
+    registered it at): tasks in flight add up; every other figure is the first one given."""
+    figures = {f.name: getattr(first, f.name) for f in dataclasses.fields(first)}
+    merged = {name: getattr(second, name) if value is None else value for name, value in figures.items()}
+    if first.in_flight is not None and second.in_flight is not None:
+        merged["in_flight"] = first.in_flight + second.in_flight
+    return ResourceReport(**merged)
+
+
+def _combine(by_agent: dict[str, ResourceReport], owner: str | None) -> ResourceReport:
+    """One endpoint's figures from every agent that reported on it: free slots and tasks in flight
+    add up; the machine's figures (load, memory, loaded models) are its owner's, else the newest."""
+    reports = list(by_agent.values())
+    machine = by_agent.get(owner) if owner is not None else None
+    machine = machine or max(reports, key=lambda r: r.reported_at)
+    free = [r.free_slots for r in reports if r.free_slots is not None]
+    busy = [r.in_flight for r in reports if r.in_flight is not None]
+    return ResourceReport(
+        reported_at=max(r.reported_at for r in reports), cpu_percent=machine.cpu_percent,
+        ram_total_mb=machine.ram_total_mb, ram_free_mb=machine.ram_free_mb, vram_total_mb=machine.vram_total_mb,
+        vram_free_mb=machine.vram_free_mb, free_slots=sum(free) if free else None,
+        in_flight=sum(busy) if busy else None, loaded_models=machine.loaded_models,
+    )

@@ -93,6 +93,8 @@ async def test_a_report_moves_work_to_the_endpoint_with_room_and_the_model_loade
             task_id, generation, endpoint = await wire.assigned_endpoint()
             assert endpoint == first
             await wire.complete(task_id, generation)
+        on_first, on_second = await wire.assigned_endpoint(), await wire.assigned_endpoint()
+        assert (on_first[2], on_second[2]) == (first, second)  # a sidecar reports on endpoints it has tasks on
         await wire.send({"type": "resource_report", "endpoints": [
             {"endpoint": first, "free_slots": 0, "in_flight": 3, "cpu_percent": 90.0},
             {"endpoint": f"http://{second}", "free_slots": 4, "in_flight": 0, "loaded_models": ["llama3.2:latest"],
@@ -128,6 +130,8 @@ async def test_the_hubs_own_tasks_in_flight_spread_work_and_are_released(tmp_pat
 async def test_a_bad_report_is_answered_with_an_error_and_changes_nothing(tmp_path: Path, llm_server) -> None:
     wire, (first, second) = await _wire(tmp_path, llm_server)
     try:
+        running = await wire.assigned_endpoint()
+        assert running[2] == first  # a sidecar reports on endpoints it has tasks on
         good = {"endpoint": first, "free_slots": 2, "cpu_percent": 20.0}
         await wire.send({"type": "resource_report", "endpoints": [good]})
         assert (await wire.answer_to_ping())["type"] == "pong"
@@ -141,8 +145,6 @@ async def test_a_bad_report_is_answered_with_an_error_and_changes_nothing(tmp_pa
              "endpoints[1].endpoint"),
             ([{"endpoint": second, "free_slots": 0}, {"endpoint": first, "ram_total_mb": 1000, "ram_free_mb": 2000}],
              "endpoints[1].ram_free_mb"),
-            ([{"endpoint": second, "free_slots": 0}, {"endpoint": f"http://{second}/", "free_slots": 5}],
-             "endpoints[1].endpoint"),
         ]
         for endpoints, field in bad_reports:
             await wire.send({"type": "resource_report", "endpoints": endpoints})
@@ -151,6 +153,7 @@ async def test_a_bad_report_is_answered_with_an_error_and_changes_nothing(tmp_pa
                                                                                "resource_report"), error
             assert error["errors"][0]["field"] == field, error
             assert wire.hub.registry.snapshot().resources == before  # not even the entries before the bad one
+        await wire.complete(*running[:2])
         _, _, endpoint = await wire.assigned_endpoint()
         assert endpoint == first  # the good report still stands: first has room, second reported nothing
     finally:
@@ -251,3 +254,79 @@ def test_a_remote_sidecars_loopback_ollama_url_is_registered_at_its_address(tmp_
         assert owners == {"10.1.2.3:11434": "remote", "127.0.0.1:11434": "local"}
     finally:
         asyncio.run(hub.close())
+
+
+def test_a_remote_sidecars_two_names_for_its_endpoint_are_merged_and_bad_reports_never_close(tmp_path: Path) -> None:
+    """A sidecar at 10.0.0.5 with ``ollama_url`` http://localhost:11434 names its endpoint both ways (the
+    URL, and the address tasks were routed to): one endpoint, its tasks in flight added up. Reports the
+    hub refuses are answered but are no abuse: the socket stays open and the address is not refused."""
+    from agentcom.protocol import codec
+    from agentcom.protocol import messages as m
+
+    hub = agentcom.Hub(db_path=str(tmp_path / "hub.db"), routing="model", bad_frame_limit=3)
+    try:
+        frames: list[Any] = []
+        closed: list[tuple[int, str]] = []
+        session = hub.new_sidecar_session(frames.append, lambda code, reason: closed.append((code, reason)),
+                                          address="10.0.0.5")
+        session.on_text(codec.encode(m.Identify(agent_id="a1", token=hub.create_agent_token("a1"), protocol_version=1,
+                                                ollama_url="http://localhost:11434")))
+        session.on_text(json.dumps({"type": "resource_report", "endpoints": [
+            {"endpoint": "http://localhost:11434", "free_slots": 1, "in_flight": 1, "cpu_percent": 40.0},
+            {"endpoint": "10.0.0.5:11434", "free_slots": 1, "in_flight": 2}]}))
+        assert [type(f).__name__ for f in frames] == ["Identified"]
+        report = hub.registry.snapshot().resources["10.0.0.5:11434"]
+        assert (report.free_slots, report.in_flight, report.cpu_percent) == (1, 3, 40.0)
+        bad = json.dumps({"type": "resource_report", "endpoints": [
+            {"endpoint": "10.0.0.5:11434", "ram_total_mb": 1000, "ram_free_mb": 2000}]})
+        for _ in range(5):  # over bad_frame_limit
+            session.on_text(bad)
+        assert [getattr(f, "error", None) for f in frames[1:]] == ["validation_failed"] * 5
+        assert closed == [] and not session.closed and hub.guard.refused_for("10.0.0.5")[0] == 0
+        assert hub.registry.snapshot().resources["10.0.0.5:11434"] == report
+    finally:
+        asyncio.run(hub.close())
+
+
+async def test_reports_count_only_where_the_sidecar_works_and_add_up_across_sidecars(tmp_path: Path, llm_server) -> None:
+    """Two sidecars run a task each on one endpoint: their free slots add up whatever order they report
+    in (one busy sidecar does not make the endpoint look full), and a third sidecar with no task there
+    and no claim on it cannot file figures for it."""
+    server = llm_server("healthy", models=["llama3.2:latest"], loaded=[])
+    hub = agentcom.Hub(db_path=str(tmp_path / "hub.db"), port=0, host="127.0.0.1", routing="model",
+                       fallback_wait_ms=60_000, health_interval_ms=3_600_000)
+    await hub.start()
+    wires: dict[str, Wire] = {}
+    try:
+        for agent_id in ("a", "b"):
+            wires[agent_id] = wire = Wire(hub, await websocket_connect(hub.ws_url))
+            await wire.send({"type": "identify", "agent_id": agent_id, "token": hub.create_agent_token(agent_id),
+                             "protocol_version": 1, "concurrency": 4})
+            assert (await wire.recv())["type"] == "identified"
+        endpoint = (await wires["a"].api("POST", "/agentcom/api/endpoints", {"host": server.url}))["endpoint_id"]
+        for _ in range(2):
+            await wires["a"].api("POST", "/agentcom/api/tasks", STANDARD)
+        for agent_id in ("a", "b"):
+            frame = await wires[agent_id].recv()
+            assert (frame["type"], frame["routing_decision"]["selected_endpoint"]) == ("task_assign", endpoint)
+        await wires["b"].send({"type": "resource_report", "endpoints": [{"endpoint": endpoint, "free_slots": 3,
+                                                                          "in_flight": 1}]})
+        assert (await wires["b"].answer_to_ping())["type"] == "pong"
+        await wires["a"].send({"type": "resource_report", "endpoints": [{"endpoint": endpoint, "free_slots": 0,
+                                                                          "in_flight": 1, "cpu_percent": 50.0}]})
+        assert (await wires["a"].answer_to_ping())["type"] == "pong"
+        report = hub.registry.snapshot().resources[endpoint]
+        assert (report.free_slots, report.in_flight, report.cpu_percent) == (3, 2, 50.0)
+        wires["c"] = wire = Wire(hub, await websocket_connect(hub.ws_url))  # c has no task there
+        await wire.send({"type": "identify", "agent_id": "c", "token": hub.create_agent_token("c"),
+                         "protocol_version": 1})
+        assert (await wire.recv())["type"] == "identified"
+        await wire.send({"type": "resource_report", "endpoints": [{"endpoint": endpoint, "free_slots": 0,
+                                                                   "in_flight": 9, "cpu_percent": 100.0}]})
+        assert (await wire.answer_to_ping())["type"] == "pong"
+        assert hub.registry.snapshot().resources[endpoint] == report  # c speaks for nothing there
+    finally:
+        for wire in wires.values():
+            wire.ws.close()
+            wire.http.close()
+        await hub.stop()
