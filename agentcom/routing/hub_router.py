@@ -83,6 +83,7 @@ class ModelRouter:
         self._waiting_since: dict[str, int] = {}
         self._last: collections.OrderedDict[str, tuple[str, str | None]] = collections.OrderedDict()
         self._hosts: dict[str | None, str | None] = {}  # ollama_url -> host_of(ollama_url)
+        self._registered_hosts: dict[str, tuple[str, str]] = {}  # agent id -> (ollama_url, host registered for it)
         self._spent: tuple[int, Spend] | None = None  # (now, spend at now)
         self._running: dict[str, str] = {}  # open task_id -> endpoint id it was assigned to
         self._in_flight: collections.Counter[str] = collections.Counter()
@@ -156,7 +157,9 @@ class ModelRouter:
         if not getattr(agent, "ollama_url", None):
             return None
         try:
-            return self.registry.register_sidecar(agent.agent_id, agent.ollama_url, peer_host=peer_host)
+            view = self.registry.register_sidecar(agent.agent_id, agent.ollama_url, peer_host=peer_host)
+            self._registered_hosts[agent.agent_id] = (agent.ollama_url, view.host)
+            return view
         except ValidationFailed as exc:
             log.warning("sidecar %s sent an unusable ollama_url %r: %s", agent.agent_id, agent.ollama_url, exc.message)
             return None
@@ -243,9 +246,13 @@ class ModelRouter:
                             assign_to=task.assign_to, avoid_agents={last[0]} if last else (), host_of=self._host)
 
     def _host(self, agent: Any) -> str | None:
-        """Host of the agent's ``ollama_url``, parsed once per URL: every idle agent is offered for
-        every task, and parsing each URL again cost more than the rest of routing."""
+        """Host of the endpoint the agent's ``ollama_url`` was registered as (``agent_joined``; a loopback
+        URL is the sidecar's address), else of the URL, parsed once per URL: every idle agent is
+        offered for every task, and parsing each URL again cost more than the rest of routing."""
         url = getattr(agent, "ollama_url", None)
+        registered = self._registered_hosts.get(agent.agent_id)
+        if registered is not None and registered[0] == url:  # a loopback URL was registered at the peer's address
+            return registered[1]
         try:
             return self._hosts[url]
         except KeyError:

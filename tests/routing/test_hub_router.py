@@ -70,6 +70,18 @@ def test_routes_to_the_endpoint_and_prefers_the_agent_next_to_it() -> None:
                               "total_routed": 1}
 
 
+def test_a_remote_sidecar_is_near_its_loopback_endpoint_registered_at_its_address() -> None:
+    """Its ``ollama_url`` says localhost, but its endpoint is registered at its address: that is where it is."""
+    registry = EndpointRegistry()
+    router = ModelRouter(settings(), registry, wait_factory=waits)
+    owner, far = hub_agent("owner", "http://localhost:11434", last=500), hub_agent("far", last=100)
+    assert router.agent_joined(owner, peer_host="10.1.2.3") is not None
+    endpoint_id = healthy(registry, "10.1.2.3:11434")
+    decision, agent = router.route(hub_task(router, "Add pagination to the task list endpoint of the HTTP API"),
+                                   [far, owner], NOW)
+    assert decision["selected_endpoint"] == endpoint_id and agent is owner
+
+
 def test_without_an_endpoint_to_choose_the_candidates_are_the_agents() -> None:
     router = ModelRouter(settings(), EndpointRegistry(), wait_factory=waits)
     task = hub_task(router, "fix typo", complexity_tier="trivial", metadata={"shell_command": "true"})
