@@ -540,6 +540,9 @@ class HubCore:
         are rebuilt from memory, counts (and totals and recent completions, when executions
         were written) from the file; dashboards hear of every task whose state went back.
         """
+        store_failed = getattr(self.router, "store_failed", None)
+        if store_failed is not None:  # routing's cached reads (budget spend) may count rows now gone
+            store_failed()
         changed = []
         for task_id in self.store.touched:
             held = self.tasks.pop(task_id, None)

@@ -123,6 +123,11 @@ class ExecutionSpend:
                         self._today_nano += cost
         return Spend(today_usd=self._today_nano / 1e9, month_usd=self._month_nano / 1e9)
 
+    def forget(self) -> None:
+        """A write failed and was rolled back: rows read since may be gone (and, with AUTOINCREMENT,
+        their ids handed to later rows), so the next call sums everything again."""
+        self._period = None
+
     def _resum(self, period: tuple[int, int], now: int) -> None:
         day, month = period
         last = int(self._conn.execute("SELECT coalesce(max(id), 0) FROM executions").fetchone()[0])

@@ -173,10 +173,19 @@ class ModelRouter:
     def task_changed(self, task: Any) -> None:
         """After any change of a task (``HubCore.transitions``): in flight at its endpoint while it is
         assigned or working, not once it is requeued, finished or cancelled."""
+        if task.status != "assigned":  # a run may have ended and its cost been recorded: ask for spend again
+            self._spent = None
         endpoint = (task.routing_decision or {}).get("selected_endpoint") if task.status in _RUNNING else None
         if self._running.get(task.task_id) != endpoint:
             self._untrack(task.task_id)
             self._track(task.task_id, endpoint)
+
+    def store_failed(self) -> None:
+        """The hub's store rolled writes back (``HubCore.resync``): spend read since may count runs that are gone."""
+        self._spent = None
+        forget = getattr(self._spend, "forget", None)
+        if forget is not None:
+            forget()
 
     def in_flight(self) -> dict[str, int]:
         """Open tasks per endpoint id, as scoring sees them."""

@@ -48,3 +48,48 @@ def test_reads_only_new_rows_between_sums(tmp_path: Path) -> None:
     assert spend(JAN_15 + 1).today_usd == 3.0
     assert spend(JAN_15 + 60_000).today_usd == 7.0
     conn.close()
+
+
+def test_a_rolled_back_row_is_forgotten_and_the_row_reusing_its_id_is_counted(tmp_path: Path) -> None:
+    """Read inside a transaction that then rolls back: the row is gone and, with AUTOINCREMENT, the next
+    insert takes its id; after ``forget`` (the hub calls it on any store failure) the sums are the file's."""
+    conn = open_db(tmp_path / "hub.db")
+    spend = ExecutionSpend(conn)
+    assert spend(JAN_15).today_usd == 0.0
+    conn.execute("BEGIN IMMEDIATE")
+    _insert(conn, "lost", 1_000_000_000, JAN_15)
+    assert spend(JAN_15 + 1).today_usd == 1.0  # seen while uncommitted
+    conn.execute("ROLLBACK")
+    spend.forget()
+    _insert(conn, "real", 2_000_000_000, JAN_15 + 2)
+    assert spend(JAN_15 + 3) == spend_from_executions(conn, JAN_15 + 3) and spend(JAN_15 + 3).today_usd == 2.0
+    conn.close()
+
+
+def test_the_routers_spend_is_asked_again_after_a_run_ends_or_the_store_fails(tmp_path: Path) -> None:
+    """``ModelRouter`` asks for spend once per instant, but a run that ends at that instant, or a store
+    failure, makes it ask again: a completion recorded at the same ``now`` is not missed."""
+    from types import SimpleNamespace
+
+    from agentcom.config import AgentCom
+    from agentcom.routing import EndpointRegistry, ModelRouter
+
+    conn = open_db(tmp_path / "hub.db")
+    router = ModelRouter(AgentCom(db_path=":memory:", budget_daily_usd=10.0), EndpointRegistry(),
+                         spend=ExecutionSpend(conn))
+    assert router._spend_at(JAN_15).today_usd == 0.0
+    _insert(conn, "done", 1_000_000_000, JAN_15)
+    router.task_changed(SimpleNamespace(task_id="done", status="assigned", routing_decision=None))
+    assert router._spend_at(JAN_15).today_usd == 0.0  # an assignment records no run: still cached
+    router.task_changed(SimpleNamespace(task_id="done", status="completed", routing_decision=None))
+    assert router._spend_at(JAN_15).today_usd == 1.0
+    conn.execute("BEGIN IMMEDIATE")
+    _insert(conn, "lost", 4_000_000_000, JAN_15)
+    router.task_changed(SimpleNamespace(task_id="lost", status="completed", routing_decision=None))
+    assert router._spend_at(JAN_15).today_usd == 5.0
+    conn.execute("ROLLBACK")
+    router.store_failed()
+    _insert(conn, "real", 2_000_000_000, JAN_15)  # takes the rolled-back row's id
+    router.task_changed(SimpleNamespace(task_id="real", status="completed", routing_decision=None))
+    assert router._spend_at(JAN_15).today_usd == 3.0
+    conn.close()
