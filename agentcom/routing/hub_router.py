@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 
 import msgspec
 
-from agentcom.errors import ValidationFailed
+from agentcom.errors import ConfigError, ValidationFailed
 from agentcom.protocol.messages import Complexity
 from agentcom.routing.addresses import host_of, parse_address
 from agentcom.routing.agents import choose_agent
@@ -40,12 +40,16 @@ from agentcom.routing.registry import EndpointRegistry
 from agentcom.routing.router import Routed, TaskView, Wait, route
 from agentcom.routing.stats import RoutingStats
 
-__all__ = ["ModelRouter"]
+__all__ = ["ROUTING_SETTINGS", "ModelRouter"]
 
 log = logging.getLogger("agentcom.routing")
 
 _MEMORY = 10_000  # tasks whose last placement is remembered (oldest forgotten first)
 _RUNNING = ("assigned", "working")
+_POLICY_SETTINGS = ("tier_targets", "tier_fallbacks", "fallback_wait_ms", "budget_daily_usd", "budget_monthly_usd",
+                    "budget_action")
+_CLASSIFIER_SETTINGS = ("complex_keywords", "trivial_keywords")
+ROUTING_SETTINGS = _POLICY_SETTINGS + _CLASSIFIER_SETTINGS  # settings a running hub's routing follows
 
 
 def _hub_wait(until: int, reason: str) -> Any:
@@ -73,8 +77,12 @@ class ModelRouter:
         wait_factory: Callable[[int, str], Any] = _hub_wait,
     ) -> None:
         self.registry = registry
+        self.settings = settings
         self.classifier = Classifier.from_settings(settings)
         self.policy = RoutingPolicy.from_settings(settings)
+        observe = getattr(settings, "observe", None)
+        if observe is not None:  # a traitlets AgentCom: changes made while the hub runs apply to the next decision
+            observe(self._settings_changed, names=list(ROUTING_SETTINGS))
         self.routing_stats = RoutingStats()
         self._spend = spend
         self._estimate_usd = estimate_usd
@@ -85,6 +93,18 @@ class ModelRouter:
         self._spent: tuple[int, Spend] | None = None  # (now, spend at now)
         self._running: dict[str, str] = {}  # open task_id -> endpoint id it was assigned to
         self._in_flight: collections.Counter[str] = collections.Counter()
+
+    def _settings_changed(self, change: Any) -> None:
+        """Rebuild the frozen policy or classifier from the settings; routing itself never reads traitlets,
+        so a decision costs the same whether settings change or not. A value the policy refuses keeps the
+        old one (the settings' own validation already refused most)."""
+        try:
+            if change["name"] in _CLASSIFIER_SETTINGS:
+                self.classifier = Classifier.from_settings(self.settings)
+            else:
+                self.policy = RoutingPolicy.from_settings(self.settings)
+        except ConfigError as exc:
+            log.error("routing keeps its previous %s: %s", change["name"], exc)
 
     # ------------------------------------------------------------------ the hub's Router interface
 
