@@ -283,7 +283,10 @@ class HubCore:
         except sqlite3.Error as exc:  # endpoint auto-registration is best effort; a lost group closes the socket
             log.error("could not register the endpoint of %s: %s", agent.agent_id, exc)
         self.pubsub.publish("agents", {"kind": "agent", "agent": agent.view()})
-        self.schedule()
+        if self._parked:  # tasks waiting for an endpoint: the new sidecar may serve them itself
+            self.unpark_all()
+        else:
+            self.schedule()
         return agent
 
     def disconnect(self, agent: Agent) -> None:
