@@ -566,7 +566,8 @@ class Sidecar:
         from agentcom.executors.openai_compat import OpenAICompatExecutor
 
         # OpenAI-compatible servers are reached at the endpoint the routing decision names,
-        # else at the sidecar's own --openai-url (explicit routing names no endpoint).
+        # else at the sidecar's own --openai-url (explicit routing, or model routing to a sidecar that says
+        # serves:openai, names no endpoint).
         openai_url = options.pop("openai_url", None)
         executors: dict[str, Any] = {"openai": OpenAICompatExecutor(openai_url)}
         if openai_url:
