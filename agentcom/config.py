@@ -82,9 +82,10 @@ class AgentCom(Configurable):
                                help="Monthly cloud spend limit in USD (none = no limit).").tag(config=True)
     budget_action = Enum(["local", "hold"], default_value="local",
                          help="When a budget is exhausted: route complex work to a local model, or hold it queued.").tag(config=True)
-    routing = Enum(["explicit", "model"], default_value="explicit",
-                   help="'explicit': route by the tier map from the task's tier alone; 'model': classify, use the "
-                        "LLM endpoint registry with health checks, fall back and apply the budget guard.").tag(config=True)
+    routing = Enum(["explicit", "model"], default_value="model",
+                   help="'model' (default): classify, use the LLM endpoint registry with health checks (or a sidecar "
+                        "that serves the target itself), fall back and apply the budget guard; 'explicit': route by "
+                        "the tier map from the task's tier alone.").tag(config=True)
     snapshot_recent = Int(50, help="How many recent completions the snapshot carries.").tag(config=True)
     standalone_auth = Bool(True, help="Require the admin token on the standalone hub's HTTP API and dashboards.").tag(config=True)
 

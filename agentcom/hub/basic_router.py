@@ -1,4 +1,4 @@
-"""Routing from the explicit tier alone: the hub's router until model-aware routing is plugged in."""
+"""Routing from the explicit tier alone: the hub's router with ``routing = "explicit"`` (model routing is the default)."""
 
 from __future__ import annotations
 

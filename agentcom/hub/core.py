@@ -281,7 +281,10 @@ class HubCore:
             else:
                 send(m.TaskReassign(task_id=task_id))
         self.pubsub.publish("agents", {"kind": "agent", "agent": agent.view()})
-        self.schedule()
+        if self._parked:  # tasks waiting for an endpoint: the new sidecar may serve them itself
+            self.unpark_all()
+        else:
+            self.schedule()
         return agent
 
     def disconnect(self, agent: Agent) -> None:

@@ -88,7 +88,7 @@ class HubService:
             return BasicRouter(self.settings)
         from agentcom.pricing import PriceTable
         from agentcom.routing.budget import ExecutionSpend
-        from agentcom.routing.hub_router import ModelRouter
+        from agentcom.routing.hub_router import ROUTING_SETTINGS, ModelRouter
         from agentcom.routing.registry import EndpointRegistry
 
         prices = PriceTable.load(self.settings.price_table or None)
@@ -99,8 +99,16 @@ class HubService:
 
         self.registry = EndpointRegistry.from_settings(self.settings, conn=self.conn, on_change=self._endpoint_changed)
         self.registry.load()
-        return ModelRouter(self.settings, self.registry, spend=ExecutionSpend(self.conn),
-                           estimate_usd=estimate_usd)
+        router = ModelRouter(self.settings, self.registry, spend=ExecutionSpend(self.conn),
+                             estimate_usd=estimate_usd)
+        self.settings.observe(self._routing_settings_changed, names=list(ROUTING_SETTINGS))
+        return router
+
+    def _routing_settings_changed(self, change: Any) -> None:
+        """A routing setting changed while the hub runs: tasks parked under the old one are routed again now."""
+        core = getattr(self, "core", None)
+        if core is not None:
+            core.unpark_all()
 
     def _endpoint_changed(self, change: Any) -> None:
         core = getattr(self, "core", None)

@@ -29,24 +29,29 @@ from typing import Any, Callable, Sequence
 
 import msgspec
 
-from agentcom.errors import ValidationFailed
-from agentcom.protocol.messages import Complexity
+from agentcom.errors import ConfigError, ValidationFailed
+from agentcom.protocol.messages import Complexity, RoutingDecision
 from agentcom.routing.addresses import host_of, parse_address
 from agentcom.routing.agents import choose_agent
 from agentcom.routing.budget import EstimateUsd, Spend
-from agentcom.routing.classifier import Classifier
+from agentcom.routing.classifier import Classifier, explain
 from agentcom.routing.endpoints import EndpointView, ResourceReport
 from agentcom.routing.policy import RoutingPolicy
 from agentcom.routing.registry import EndpointRegistry
 from agentcom.routing.router import Routed, TaskView, Wait, route
 from agentcom.routing.stats import RoutingStats
+from agentcom.routing.targets import SERVES, Target, serves
 
-__all__ = ["ModelRouter"]
+__all__ = ["ROUTING_SETTINGS", "ModelRouter"]
 
 log = logging.getLogger("agentcom.routing")
 
 _MEMORY = 10_000  # tasks whose last placement is remembered (oldest forgotten first)
 _RUNNING = ("assigned", "working")
+_POLICY_SETTINGS = ("tier_targets", "tier_fallbacks", "fallback_wait_ms", "budget_daily_usd", "budget_monthly_usd",
+                    "budget_action")
+_CLASSIFIER_SETTINGS = ("complex_keywords", "trivial_keywords")
+ROUTING_SETTINGS = _POLICY_SETTINGS + _CLASSIFIER_SETTINGS  # settings a running hub's routing follows
 
 
 def _hub_wait(until: int, reason: str) -> Any:
@@ -74,8 +79,12 @@ class ModelRouter:
         wait_factory: Callable[[int, str], Any] = _hub_wait,
     ) -> None:
         self.registry = registry
+        self.settings = settings
         self.classifier = Classifier.from_settings(settings)
         self.policy = RoutingPolicy.from_settings(settings)
+        observe = getattr(settings, "observe", None)
+        if observe is not None:  # a traitlets AgentCom: changes made while the hub runs apply to the next decision
+            observe(self._settings_changed, names=list(ROUTING_SETTINGS))
         self.routing_stats = RoutingStats()
         self._spend = spend
         self._estimate_usd = estimate_usd
@@ -88,6 +97,18 @@ class ModelRouter:
         self._running: dict[str, str] = {}  # open task_id -> endpoint id it was assigned to
         self._in_flight: collections.Counter[str] = collections.Counter()
         self._reports: dict[str, dict[str, ResourceReport]] = {}  # endpoint id -> agent id -> its latest report
+
+    def _settings_changed(self, change: Any) -> None:
+        """Rebuild the frozen policy or classifier from the settings; routing itself never reads traitlets,
+        so a decision costs the same whether settings change or not. A value the policy refuses keeps the
+        old one (the settings' own validation already refused most)."""
+        try:
+            if change["name"] in _CLASSIFIER_SETTINGS:
+                self.classifier = Classifier.from_settings(self.settings)
+            else:
+                self.policy = RoutingPolicy.from_settings(self.settings)
+        except ConfigError as exc:
+            log.error("routing keeps its previous %s: %s", change["name"], exc)
 
     # ------------------------------------------------------------------ the hub's Router interface
 
@@ -116,10 +137,14 @@ class ModelRouter:
             estimate_usd=self._estimate_usd,
             in_flight=self._in_flight,
         )
+        if isinstance(result, Wait) and result.reason == "no_healthy_endpoint":
+            result = self._served_by_a_sidecar(task, agents, now) or result
         if isinstance(result, Wait):
             self._waiting_since.setdefault(task.task_id, result.since)
             log.info("task %s waits until %d: %s (%s)", task.task_id, result.until, result.reason, result.detail)
             return self._wait_factory(result.until, result.reason)
+        if result.target.type in SERVES:  # only a sidecar that serves it can run it; older ones do not say
+            agents = [a for a in agents if serves(result.target.type) in a.capabilities] or agents
         agent = self._choose(task, agents, result)
         if agent is None:
             return None
@@ -136,6 +161,31 @@ class ModelRouter:
 
     def stats(self) -> dict[str, Any]:
         return self.routing_stats.to_dict()
+
+    def _served_by_a_sidecar(self, task: Any, agents: Sequence[Any], now: int) -> Routed | None:
+        """No healthy registered endpoint for the task's target: an offered sidecar that serves it itself
+        runs it now rather than the task waiting ``fallback_wait_ms`` and escalating. Its own
+        ``--openai-url`` serves an ``openai`` target as is; its embedded model (``local``) stands in for
+        an ``ollama`` or ``openai`` target, as a fallback of the same tier."""
+        view = self._task_view(task)
+        tier = view.complexity.effective_tier
+        target = self.policy.target_for(tier)
+        if target.type == "sidecar" and not view.has_shell_command:
+            target = self.policy.target_for("standard")
+        if not target.needs_endpoint:
+            return None
+        for kind in (target.type, "local"):
+            if kind not in SERVES or not any(serves(kind) in a.capabilities for a in agents):
+                continue
+            same = kind == target.type
+            decision = RoutingDecision(
+                effective_tier=tier, target_type=kind, selected_endpoint=None,
+                selected_model=target.model if same else None, fallback_used=not same,
+                fallback_from_tier=None if same else tier, fallback_reason=None if same else "no_healthy_endpoint",
+                candidate_count=sum(serves(kind) in a.capabilities for a in agents),
+                classification_reason=explain(view.complexity), estimated_cost_tier="local", decided_at=now)
+            return Routed(decision, Target(kind, decision.selected_model), detail=f"a sidecar serves {kind} itself")
+        return None
 
     # ------------------------------------------------------------------ endpoints, for the hub's API
 

@@ -20,10 +20,17 @@ from dataclasses import dataclass
 
 from agentcom.errors import ConfigError
 
-__all__ = ["TARGET_TYPES", "Target", "parse_target"]
+__all__ = ["SERVES", "TARGET_TYPES", "Target", "parse_target", "serves"]
 
 TARGET_TYPES = ("sidecar", "ollama", "openai", "claude", "local")
 ENDPOINT_TARGETS = ("ollama", "openai")
+SERVES = ("local", "openai")  # target types a sidecar can serve by itself, with no registered endpoint
+
+
+def serves(target_type: str) -> str:
+    """The capability a sidecar announces when it serves ``target_type`` itself: ``serves:local`` with an
+    embedded model (``--local-model``), ``serves:openai`` with its own ``--openai-url``."""
+    return f"serves:{target_type}"
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from agentcom.executors.base import Output
 from agentcom.protocol import codec
 from agentcom.protocol import messages as m
 from agentcom.routing.addresses import parse_address
+from agentcom.routing.targets import serves
 from agentcom.sidecar.connection import Backoff, Pacer, sidecar_url
 from agentcom.sidecar.emitter import DEFAULT_BATCH_INTERVAL_MS, ProgressEmitter
 from agentcom.sidecar.journal import FinalFrame, Journal
@@ -549,6 +550,12 @@ class Sidecar:
 
     # ------------------------------------------------------------------ setup
 
+    def _announce(self, capability: str) -> None:
+        """Tell the hub (in ``identify``) what this sidecar serves itself, so model routing need not wait
+        for a registered endpoint."""
+        if capability not in self.capabilities:
+            self.capabilities.append(capability)
+
     def _make_dispatcher(self) -> Runner:
         """The executors' Dispatcher, with the embedded model when one was asked for."""
         from agentcom.executors.dispatch import Dispatcher
@@ -559,8 +566,12 @@ class Sidecar:
         from agentcom.executors.openai_compat import OpenAICompatExecutor
 
         # OpenAI-compatible servers are reached at the endpoint the routing decision names,
-        # else at the sidecar's own --openai-url (explicit routing names no endpoint).
-        executors: dict[str, Any] = {"openai": OpenAICompatExecutor(options.pop("openai_url", None))}
+        # else at the sidecar's own --openai-url (explicit routing, or model routing to a sidecar that says
+        # serves:openai, names no endpoint).
+        openai_url = options.pop("openai_url", None)
+        executors: dict[str, Any] = {"openai": OpenAICompatExecutor(openai_url)}
+        if openai_url:
+            self._announce(serves("openai"))
         local_model = options.pop("local_model", None)
         local_threads = options.pop("local_threads", None)
         if local_model:
@@ -568,6 +579,7 @@ class Sidecar:
 
             local = LocalLlamaExecutor(local_model, n_threads=local_threads)
             executors["local"] = local
+            self._announce(serves("local"))
             if local.model_name not in self.models:
                 self.models.append(local.model_name)
         return Dispatcher(prices, workdir=self.workdir, ollama_url=self.ollama_url, executors=executors, **options)

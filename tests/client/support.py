@@ -23,6 +23,9 @@ WAIT_S = 15.0  # generous upper bound for anything to arrive; never a timing ass
 
 async def start_hub(tmp_path: Any, **settings: Any) -> Hub:
     settings.setdefault("batch_interval_ms", 20)
+    # the client and widgets are tested here, not routing: the explicit tier map assigns at once, where
+    # model routing would hold each standard task fallback_wait_ms for an endpoint nobody registers
+    settings.setdefault("routing", "explicit")
     hub = Hub(db_path=str(tmp_path / "hub.db"), port=0, **settings)
     return await hub.start()
 

@@ -64,6 +64,9 @@ class Rig:
 
     def __init__(self, tmp_path: Path, **settings: Any) -> None:
         settings.setdefault("db_path", str(tmp_path / "dash-hub.db"))
+        # dashboards are tested here, not routing: the explicit tier map assigns at once (model routing
+        # would park each standard task for an endpoint nobody registers)
+        settings.setdefault("routing", "explicit")
         self.hub = HubService(**settings)
         self.core = self.hub.core
         self.fanout = DashboardFanout(self.hub)

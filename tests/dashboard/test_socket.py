@@ -24,6 +24,7 @@ async def make_hub(tmp_path: Path, anyio_backend: str) -> AsyncIterator[Callable
 
     async def make(**overrides: Any) -> Hub:
         overrides.setdefault("db_path", str(tmp_path / f"dash-sock-{len(started)}.db"))
+        overrides.setdefault("routing", "explicit")  # dashboards under test, not routing (see fakes.Rig)
         hub = Hub(host="127.0.0.1", port=0, **overrides)
         await hub.start()
         started.append(hub)

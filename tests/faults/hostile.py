@@ -122,6 +122,7 @@ def start_hub(tmp: Path, lenient: bool = True, **settings: Any) -> LiveHub:
     if lenient:
         settings = {k: v for k, v in LENIENT.items() if AgentCom.class_traits().get(k) is not None} | settings
     settings.setdefault("lease_ms", 600_000)      # the seeded worker never times out during a module
+    settings.setdefault("routing", "explicit")    # seeded tasks assign at once, not after fallback_wait_ms
     return LiveHub(str(tmp / "hub.db"), **settings)
 
 

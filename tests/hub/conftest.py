@@ -24,6 +24,12 @@ from .wire import Api, Sidecar, identify, open_socket
 
 MakeHub = Callable[..., Hub]
 
+# These tests are about the queue, sessions and the wire, not about where work runs: routing by the
+# explicit tier map assigns at once, where the default model routing would hold every standard task
+# fallback_wait_ms for an endpoint no test here registers. Model routing has test_model_routing_wiring.py
+# and tests/routing; a test that wants it passes ``routing="model"``.
+QUEUE_ROUTING = "explicit"
+
 
 @pytest.fixture
 def make_hub(tmp_path: Path, jp_asyncio_loop: asyncio.AbstractEventLoop, anyio_backend: str) -> Iterator[Callable[..., Coroutine[Any, Any, Hub]]]:
@@ -34,6 +40,7 @@ def make_hub(tmp_path: Path, jp_asyncio_loop: asyncio.AbstractEventLoop, anyio_b
         overrides.setdefault("db_path", str(tmp_path / f"hub{len(started)}.db"))
         overrides.setdefault("port", 0)
         overrides.setdefault("host", "127.0.0.1")
+        overrides.setdefault("routing", QUEUE_ROUTING)
         hub = Hub(**overrides)
         await hub.start()
         started.append(hub)
@@ -48,7 +55,7 @@ def make_hub(tmp_path: Path, jp_asyncio_loop: asyncio.AbstractEventLoop, anyio_b
 @pytest.fixture
 def hub(tmp_path: Path, jp_asyncio_loop: asyncio.AbstractEventLoop, anyio_backend: str) -> Iterator[Hub]:
     """A started hub with default settings and its own DB file."""
-    hub = Hub(db_path=str(tmp_path / "hub.db"), port=0, host="127.0.0.1")
+    hub = Hub(db_path=str(tmp_path / "hub.db"), port=0, host="127.0.0.1", routing=QUEUE_ROUTING)
     jp_asyncio_loop.run_until_complete(hub.start())
     yield hub
     if hub._server is not None:

@@ -122,7 +122,7 @@ async def test_model_routing_sends_a_standard_task_to_the_registered_llama_cpp_s
 async def test_explicit_routing_reaches_the_server_the_sidecar_was_given(
     tmp_path: Path, llama_server: LlamaServer,
 ) -> None:
-    async with e2e(tmp_path, tier_targets={"standard": "openai"}, **LEASE) as env:
+    async with e2e(tmp_path, tier_targets={"standard": "openai"}, routing="explicit", **LEASE) as env:
         await env.sidecar("agent-1", "--openai-url", f"http://{llama_server.endpoint}")
         task, tokens = await run_to_completion(env)
 

@@ -180,3 +180,39 @@ def test_agent_joined_registers_its_ollama_url_and_tolerates_garbage() -> None:
     assert view is not None and view.endpoint_id == "10.1.2.3:11434" and view.agent_id == "a"
     assert router.agent_joined(hub_agent("b", "ftp://nope")) is None
     assert router.agent_joined(hub_agent("c")) is None
+
+
+def test_a_sidecar_serving_the_target_itself_is_used_before_any_wait_and_a_registered_endpoint_before_it() -> None:
+    registry = EndpointRegistry()
+    router = ModelRouter(settings(), registry, wait_factory=waits)
+    task = hub_task(router, "Explain a binary search", complexity_tier="standard")
+    plain, embedded = hub_agent("plain", last=0), hub_agent("embedded", caps=("serves:local",), last=900)
+    assert router.route(task, [plain], NOW) == waits(NOW + 5_000, "no_healthy_endpoint")
+    decision, agent = router.route(task, [plain, embedded], NOW + 10)
+    assert agent is embedded  # not `plain`, though it was assigned less recently
+    assert (decision["target_type"], decision["fallback_used"], decision["candidate_count"]) == ("local", True, 1)
+    healthy(registry, "gpu-box:11434")
+    decision, _ = router.route(hub_task(router, "Explain a heap", task_id="task-2", complexity_tier="standard"),
+                               [plain, embedded], NOW + 20)
+    assert (decision["target_type"], decision["selected_endpoint"]) == ("ollama", "gpu-box:11434")
+
+
+def test_a_local_target_goes_to_a_sidecar_that_serves_it_when_one_is_offered() -> None:
+    router = ModelRouter(settings(tier_targets={"standard": "local"}), EndpointRegistry(), wait_factory=waits)
+    task = hub_task(router, "Explain a binary search", complexity_tier="standard")
+    plain, embedded = hub_agent("plain", last=0), hub_agent("embedded", caps=("serves:local",), last=900)
+    assert router.route(task, [plain, embedded], NOW)[1] is embedded
+    assert router.route(hub_task(router, "Explain a heap", task_id="task-2", complexity_tier="standard"),
+                        [plain], NOW)[1] is plain  # a sidecar that does not say (an older one) still may
+
+
+def test_routing_settings_changed_on_a_running_router_apply_to_the_next_decision() -> None:
+    config = settings()
+    router = ModelRouter(config, EndpointRegistry(), wait_factory=waits)
+    task = hub_task(router, "Explain a binary search", complexity_tier="standard")
+    assert router.route(task, [hub_agent("a")], NOW)[0] == "wait"
+    config.tier_targets = {"standard": "claude:claude-haiku-4-5"}
+    config.complex_keywords = ["binary"]
+    decision, _ = router.route(task, [hub_agent("a")], NOW + 1)
+    assert (decision["target_type"], decision["selected_model"]) == ("claude", "claude-haiku-4-5")
+    assert router.classify(TaskSubmission(description="a binary search"))["inferred"]["tier"] == "complex"

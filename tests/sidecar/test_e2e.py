@@ -80,6 +80,27 @@ async def test_a_sidecar_runs_as_many_tasks_at_once_as_its_concurrency(tmp_path:
 
 
 @pytest.mark.anyio
+async def test_a_sidecar_with_its_own_openai_server_gets_openai_tasks_without_a_registered_endpoint(
+        tmp_path: Path) -> None:
+    # default (model) routing, and a fallback wait no task here outlasts: an assignment means no wait
+    async with e2e(tmp_path, fallback_wait_ms=600_000, tier_targets={"standard": "openai:smollm2"}) as env:
+        api = env.api
+        await env.sidecar("agent-1", "--openai-url", "http://127.0.0.1:9")  # the sidecar only says it has one
+        agent = await eventually(lambda: env.hub.core.agents.get("agent-1"), "agent-1 to identify")
+        assert "serves:openai" in agent.capabilities
+        task_id = await api.submit("Explain what a binary search does", complexity_tier="standard")
+
+        async def routed() -> dict[str, Any] | None:
+            decision: dict[str, Any] | None = (await api.task(task_id))["routing_decision"]
+            return decision
+
+        decision = await eventually(routed, f"{task_id} to be routed")
+        assert (decision["target_type"], decision["selected_endpoint"], decision["selected_model"]) == \
+            ("openai", None, "smollm2")
+        assert decision["fallback_used"] is False
+
+
+@pytest.mark.anyio
 async def test_llm_tasks_stream_tokens_and_record_costs(tmp_path: Path) -> None:
     async with e2e(tmp_path) as env:
         api, events = env.api, env.record_events()
