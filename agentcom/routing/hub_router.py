@@ -48,6 +48,7 @@ log = logging.getLogger("agentcom.routing")
 
 _MEMORY = 10_000  # tasks whose last placement is remembered (oldest forgotten first)
 _RUNNING = ("assigned", "working")
+BUSY_RECHECK_MS = 250  # a task waiting for a busy sidecar that serves it itself is routed again this often
 _POLICY_SETTINGS = ("tier_targets", "tier_fallbacks", "fallback_wait_ms", "budget_daily_usd", "budget_monthly_usd",
                     "budget_action")
 _CLASSIFIER_SETTINGS = ("complex_keywords", "trivial_keywords")
@@ -96,6 +97,7 @@ class ModelRouter:
         self._spent: tuple[int, Spend] | None = None  # (now, spend at now)
         self._running: dict[str, str] = {}  # open task_id -> endpoint id it was assigned to
         self._in_flight: collections.Counter[str] = collections.Counter()
+        self._agents: dict[str, Any] = {}  # agent_id -> the hub's agent (latest session), busy or idle
         self._reports: dict[str, dict[str, ResourceReport]] = {}  # endpoint id -> agent id -> its latest report
 
     def _settings_changed(self, change: Any) -> None:
@@ -138,7 +140,13 @@ class ModelRouter:
             in_flight=self._in_flight,
         )
         if isinstance(result, Wait) and result.reason == "no_healthy_endpoint":
-            result = self._served_by_a_sidecar(task, agents, now) or result
+            served = self._served_by_a_sidecar(task, agents, now)
+            if served is None and self._self_served_kinds(task, self._connected()):
+                # A connected sidecar serves it itself but has no free slot: the task waits for it,
+                # and that wait is no reason to fall back to another tier.
+                self._waiting_since.pop(task.task_id, None)
+                return self._wait_factory(now + BUSY_RECHECK_MS, "sidecar_busy")
+            result = served or result
         if isinstance(result, Wait):
             self._waiting_since.setdefault(task.task_id, result.since)
             log.info("task %s waits until %d: %s (%s)", task.task_id, result.until, result.reason, result.detail)
@@ -169,14 +177,10 @@ class ModelRouter:
         an ``ollama`` or ``openai`` target, as a fallback of the same tier."""
         view = self._task_view(task)
         tier = view.complexity.effective_tier
-        target = self.policy.target_for(tier)
-        if target.type == "sidecar" and not view.has_shell_command:
-            target = self.policy.target_for("standard")
-        if not target.needs_endpoint:
+        target = self._endpoint_target(view)
+        if target is None:
             return None
-        for kind in (target.type, "local"):
-            if kind not in SERVES or not any(serves(kind) in a.capabilities for a in agents):
-                continue
+        for kind in self._self_served_kinds(task, agents):
             same = kind == target.type
             decision = RoutingDecision(
                 effective_tier=tier, target_type=kind, selected_endpoint=None,
@@ -186,6 +190,25 @@ class ModelRouter:
                 classification_reason=explain(view.complexity), estimated_cost_tier="local", decided_at=now)
             return Routed(decision, Target(kind, decision.selected_model), detail=f"a sidecar serves {kind} itself")
         return None
+
+    def _endpoint_target(self, view: TaskView) -> Target | None:
+        """The target the task's tier maps to, when that target needs an LLM endpoint."""
+        target = self.policy.target_for(view.complexity.effective_tier)
+        if target.type == "sidecar" and not view.has_shell_command:
+            target = self.policy.target_for("standard")
+        return target if target.needs_endpoint else None
+
+    def _self_served_kinds(self, task: Any, agents: Sequence[Any]) -> list[str]:
+        """Target types, best first, that one of ``agents`` serves itself for this task (``serves:<kind>``)."""
+        target = self._endpoint_target(self._task_view(task))
+        if target is None:
+            return []
+        return [kind for kind in (target.type, "local")
+                if kind in SERVES and any(serves(kind) in a.capabilities for a in agents)]
+
+    def _connected(self) -> list[Any]:
+        """Sidecars online now, busy or not (the hub offers ``route`` only those with a free slot)."""
+        return [a for a in self._agents.values() if getattr(a, "online", False)]
 
     # ------------------------------------------------------------------ endpoints, for the hub's API
 
@@ -204,6 +227,7 @@ class ModelRouter:
 
     def agent_joined(self, agent: Any, peer_host: str | None = None) -> EndpointView | None:
         """Auto-register a sidecar's ``ollama_url``; a bad URL is logged, never fatal to the session."""
+        self._agents[agent.agent_id] = agent
         if not getattr(agent, "ollama_url", None):
             return None
         try:

@@ -197,6 +197,25 @@ def test_a_sidecar_serving_the_target_itself_is_used_before_any_wait_and_a_regis
     assert (decision["target_type"], decision["selected_endpoint"]) == ("ollama", "gpu-box:11434")
 
 
+def test_a_task_waits_for_a_busy_sidecar_that_serves_it_instead_of_escalating() -> None:
+    """The only sidecar with an embedded model is busy: the standard task waits for it however long,
+    never falls back to the cloud tier; once that sidecar is gone, the usual wait and escalation apply."""
+    router = ModelRouter(settings(), EndpointRegistry(), wait_factory=waits)
+    task = hub_task(router, "Explain a binary search", complexity_tier="standard")
+    plain = hub_agent("plain")
+    embedded = SimpleNamespace(**vars(hub_agent("embedded", caps=("serves:local",))), online=True)
+    router.agent_joined(embedded)
+    for later in (0, 6_000, 60_000):  # far past fallback_wait_ms
+        assert router.route(task, [plain], NOW + later) == waits(NOW + later + 250, "sidecar_busy")
+    decision, agent = router.route(task, [plain, embedded], NOW + 61_000)
+    assert agent is embedded and (decision["target_type"], decision["fallback_from_tier"]) == ("local", "standard")
+    embedded.online = False
+    other = hub_task(router, "Explain a heap", task_id="task-2", complexity_tier="standard")
+    assert router.route(other, [plain], NOW + 70_000) == waits(NOW + 75_000, "no_healthy_endpoint")
+    decision, agent = router.route(other, [plain], NOW + 75_000)
+    assert agent is plain and decision["target_type"] == "claude" and decision["fallback_used"]
+
+
 def test_a_local_target_goes_to_a_sidecar_that_serves_it_when_one_is_offered() -> None:
     router = ModelRouter(settings(tier_targets={"standard": "local"}), EndpointRegistry(), wait_factory=waits)
     task = hub_task(router, "Explain a binary search", complexity_tier="standard")
