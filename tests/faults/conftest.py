@@ -7,7 +7,18 @@ import random
 
 import pytest
 
-from cli.conftest import cli_env, hub_process  # noqa: F401  (fixtures shared with the CLI tests)
+from pathlib import Path
+
+from cli.conftest import clean_env, hub_process  # noqa: F401  (fixtures shared with the CLI tests)
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    """The CLI tests' environment, with explicit routing: the suite tests recovery, not where work runs
+    (model routing would hold every untiered task ``fallback_wait_ms`` for an endpoint first)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    return {**clean_env(home), "AGENTCOM_ROUTING": "explicit"}
 
 
 @pytest.fixture

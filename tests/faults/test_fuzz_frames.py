@@ -77,7 +77,7 @@ BAD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "event_type": st.text(max_size=20).filter(lambda s: s not in m.EventType.__args__),  # type: ignore[attr-defined]
     "tokens_in": st.integers(max_value=-1) | st.integers(min_value=m.MAX_COUNT + 1),
     "seq": st.integers(max_value=-1),
-    "estimated_cost_usd": st.floats(max_value=-0.01) | st.floats(min_value=m.MAX_USD * 2, allow_infinity=False),
+    "estimated_cost_usd": st.floats(max_value=-0.01, allow_infinity=False) | st.floats(min_value=m.MAX_USD * 2, allow_infinity=False),
     "text": st.just("x" * 262_145),
     "output": st.just("y" * 524_289),
     "endpoints": st.just([]) | st.just([{"endpoint": "h:1"}] * 65),
