@@ -149,7 +149,7 @@ async def run_hub(args: argparse.Namespace, workdir: str, phase: str, count: int
     submitted: dict[str, float] = {}
     clock = time.perf_counter
     group = getattr(hub.core.store, "group", None)  # as the HTTP handler does: one loop turn, one commit
-    body = {"description": "no-op", "complexity_tier": "trivial"}
+    body = {"description": "no-op", "complexity_tier": "trivial", "metadata": {"shell_command": "true"}}
     cpu0 = time.process_time()
     if profile is not None:
         profile.enable()

@@ -184,7 +184,8 @@ async def bench(args: argparse.Namespace) -> int:
     for i in range(args.sidecars):
         await http.fetch(info["url"] + "/agentcom/api/tasks", method="POST",
                          headers={"Authorization": f"Bearer {info['admin']}"},
-                         body=json.dumps({"description": f"bench stream {i}", "complexity_tier": "trivial"}))
+                         body=json.dumps({"description": f"bench stream {i}", "complexity_tier": "trivial",
+                                          "metadata": {"shell_command": "true"}}))
     await asyncio.sleep(0.5)                                        # assignments and acceptances settle
     for d in dashboards:
         d.latencies.clear()

@@ -292,7 +292,8 @@ class Submitter:
         self.refused: list[str] = []
         self.lag_s: list[float] = []
         self.answer_s: list[float] = []
-        self.body = json.dumps({"description": "soak no-op", "complexity_tier": "trivial"}).encode()
+        self.body = json.dumps({"description": "soak no-op", "complexity_tier": "trivial",
+                                "metadata": {"shell_command": "true"}}).encode()
 
     def _post(self, due: float) -> None:
         conn = getattr(self.local, "conn", None)
