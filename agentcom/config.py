@@ -87,7 +87,6 @@ class AgentCom(Configurable):
                         "that serves the target itself), fall back and apply the budget guard; 'explicit': route by "
                         "the tier map from the task's tier alone.").tag(config=True)
     snapshot_recent = Int(50, help="How many recent completions the snapshot carries.").tag(config=True)
-    standalone_auth = Bool(True, help="Require the admin token on the standalone hub's HTTP API and dashboards.").tag(config=True)
 
     def __init__(self, **kwargs: Any) -> None:
         try:
