@@ -51,6 +51,7 @@ FRAME_MARGIN = 1_024  # bytes kept free under the hub's frame limit
 DEFAULT_MAX_EVENTS_PER_S = 2_000  # progress frames a second: under the hub's per-session budget (5 000)
 _REFUSING_ERRORS = {"stale_generation", "not_found"}
 REPORT_MIN_GAP_S = 1.0  # resource reports at most this often, however often tasks start and end
+STORE_RETRY_S = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)  # an outcome the hub could not store is offered again after these
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
@@ -125,6 +126,7 @@ class Sidecar:
         self.resource_interval_s = resource_interval_s
         self._runs_changed = asyncio.Event()
         self._reports_refused = False  # the hub does not know resource_report (an older hub)
+        self._store_retries: dict[str, int] = {}  # task_id -> outcomes refused with store_unavailable so far
 
     # ------------------------------------------------------------------ public
 
@@ -490,6 +492,27 @@ class Sidecar:
             self._abandon(frame.task_id)  # the task is not ours any more
         elif frame.error == "invalid_state" and entry is not None and entry.state == "finished":
             self.journal.remove(frame.task_id)  # the hub already closed it
+        elif frame.error == "store_unavailable" and entry is not None and entry.state == "finished":
+            self._resend_outcome_later(frame.task_id, entry.generation)
+
+    def _resend_outcome_later(self, task_id: str, generation: int) -> None:
+        """The hub could not record this outcome (its disk is full or read-only) and keeps the task
+        open: offer it again on this connection, with backoff, rather than only after a reconnect
+        that may never come. The journal keeps the outcome meanwhile."""
+        attempt = self._store_retries.get(task_id, 0)
+        self._store_retries[task_id] = attempt + 1
+        delay = STORE_RETRY_S[min(attempt, len(STORE_RETRY_S) - 1)]
+        asyncio.get_running_loop().call_later(delay, self._resend_outcome, task_id, generation)
+
+    def _resend_outcome(self, task_id: str, generation: int) -> None:
+        entry = self.journal.get(task_id)
+        if entry is None or entry.generation != generation or entry.state != "finished":
+            self._store_retries.pop(task_id, None)  # acknowledged, or no longer ours
+            return
+        final = entry.final_frame()
+        if final is not None and self.connected and not self._stop.is_set():
+            log.info("task %s: sending its outcome again (the hub's store refused it)", task_id)
+            self.outbox.put(final)
 
     def _abandon(self, task_id: str, generation: int | None = None) -> None:
         """Stop a task's work, forget its frames and its journal entry; send nothing more."""

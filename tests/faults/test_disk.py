@@ -289,3 +289,38 @@ async def test_work_the_hub_could_not_assign_while_read_only_is_assigned_once_it
         _healthy(hub, [task_id])
     finally:
         api.close()
+
+
+async def test_an_outcome_refused_for_a_full_disk_is_offered_again_on_the_same_connection(
+        make_hub, tmp_path: Path) -> None:
+    """A real sidecar finishes while the hub's disk is full: the hub refuses the outcome with
+    ``store_unavailable`` and keeps the task open; the sidecar offers the outcome again (backoff)
+    without reconnecting, and once the disk has room the task completes, once."""
+    from sidecar.harness import SidecarProcess, eventually
+
+    hub = await make_hub()
+    token = hub.create_agent_token("disk-agent")
+    sidecar = await SidecarProcess(hub.url, "disk-agent", token, tmp_path).start()
+    try:
+        await eventually(lambda: hub.core.agents.get("disk-agent"), "the sidecar to connect")
+        # Big output: its executions row needs new pages, which a full disk cannot give.
+        command = "python3 -c \"import time; time.sleep(1.5); print('y' * 200000)\""
+        task = hub.submit_dict({"description": "print a lot", "complexity_tier": "trivial",
+                                "metadata": {"shell_command": command}})
+        def status() -> str:
+            return str(hub.conn.execute("SELECT status FROM tasks WHERE task_id = ?", (task.task_id,)).fetchone()[0])
+
+        await eventually(lambda: status() == "working", "the task to start")
+        _fill(hub)
+        await eventually(lambda: "hub error store_unavailable" in sidecar.log_path.read_text(), "a refused outcome", 60)
+        assert status() == "working"   # refused, kept open, nothing half written
+        _free(hub)
+        await eventually(lambda: status() == "completed", "the task to complete", 60)
+        assert sidecar.runs == 1 and "hub unreachable" not in sidecar.log_path.read_text()
+        assert "sending its outcome again" in sidecar.log_path.read_text()
+        rows = hub.conn.execute("SELECT COUNT(*) FROM executions WHERE task_id = ?", (task.task_id,)).fetchone()[0]
+        assert rows == 1
+        _healthy(hub, [task.task_id])
+        assert hub.core.agents["disk-agent"].online   # the same session all along
+    finally:
+        await sidecar.stop()
