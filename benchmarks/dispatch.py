@@ -295,9 +295,14 @@ async def bench(args: argparse.Namespace) -> None:
           f"{100 * raw_cpu / hub_cpu:.1f} % by CPU per task   pairs by rate: {pairs} %")
     print("  targets: >= 2000 tasks/s with 32 sidecars, >= 40 % of raw Tornado")
     if profile is not None:
-        out = io.StringIO()
-        pstats.Stats(profile, stream=out).sort_stats(args.profile_sort).print_stats(args.profile_lines)
-        print(out.getvalue())
+        print_profile(profile, args.profile_sort, args.profile_lines)
+
+
+def print_profile(profile: cProfile.Profile, sort: str, lines: int) -> None:
+    """The hub's profile, most expensive first (shared with the other benchmarks)."""
+    out = io.StringIO()
+    pstats.Stats(profile, stream=out).sort_stats(sort).print_stats(lines)
+    print(out.getvalue())
 
 
 def main() -> None:

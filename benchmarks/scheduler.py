@@ -35,9 +35,7 @@ import argparse
 import asyncio
 import cProfile
 import gc
-import io
 import os
-import pstats
 import random
 import statistics
 import sys
@@ -51,6 +49,7 @@ import msgspec
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agentcom.hub.service import HubService  # noqa: E402
+from dispatch import print_profile  # noqa: E402
 from agentcom.protocol import codec  # noqa: E402
 from agentcom.protocol import messages as m  # noqa: E402
 from agentcom.protocol.api import TaskSubmission  # noqa: E402
@@ -251,9 +250,7 @@ async def bench(args: argparse.Namespace) -> None:
             await standin.stop()
     print("  target: < 1000 us per assignment, flat across queue lengths")
     if profile is not None:
-        out = io.StringIO()
-        pstats.Stats(profile, stream=out).sort_stats(args.profile_sort).print_stats(args.profile_lines)
-        print(out.getvalue())
+        print_profile(profile, args.profile_sort, args.profile_lines)
 
 
 def main() -> None:
