@@ -133,12 +133,7 @@ class HubCore:
         now = self.clock()
         for task in self.store.load_open():
             self.tasks[task.task_id] = task
-            if task.status == "queued":
-                self._enqueue(task)
-            elif task.assigned_to:
-                agent = self.agents.get(task.assigned_to) or placeholder(task.assigned_to, now)
-                self.agents[agent.agent_id] = agent
-                agent.tasks[task.task_id] = task.status
+            self._index(task, now)
         rows = self.store.conn.execute(
             "SELECT e.*, t.description FROM executions e JOIN tasks t USING(task_id) ORDER BY e.id DESC LIMIT ?",
             (self.settings.snapshot_recent,),
@@ -147,6 +142,16 @@ class HubCore:
             task = self.store.get(row["task_id"])
             if task is not None:
                 self.recent.append(self._completion(task, row["agent_id"], row["execution_ms"], row["completed_at"]))
+
+    def _index(self, task: Task, now: int) -> None:
+        """File an open task where the core looks for it: the ready queue, or its agent's task map."""
+        if task.status == "queued":
+            self._enqueue(task)
+        elif task.assigned_to:
+            agent = self.agents.get(task.assigned_to)
+            if agent is None:
+                agent = self.agents[task.assigned_to] = placeholder(task.assigned_to, now)
+            agent.tasks[task.task_id] = task.status
 
     # ------------------------------------------------------------------ submit / cancel / retry
 
@@ -566,14 +571,8 @@ class HubCore:
         for agent in self.agents.values():
             agent.tasks.clear()
         for task in self.tasks.values():
-            if task.status == "queued":
-                if task.task_id not in self._parked:
-                    self._enqueue(task)
-            elif task.assigned_to:
-                agent = self.agents.get(task.assigned_to)
-                if agent is None:
-                    agent = self.agents[task.assigned_to] = placeholder(task.assigned_to, now)
-                agent.tasks[task.task_id] = task.status
+            if task.task_id not in self._parked:  # parked ones come back on their own timer
+                self._index(task, now)
         self.counts.clear()
         self.counts.update(self.store.counts())
         if self.store.touched_executions:
