@@ -303,12 +303,8 @@ class DashboardSession:
 
     def _check_rate(self, frame: msgspec.Struct) -> None:
         """Every frame counts against ``frame_rate_limit``; snapshots, which cost the hub most, have their own budget."""
-        now = self.core.clock()
         budget = self._snapshots if isinstance(frame, m.RequestSnapshot) else self._frames
-        if budget.hit(now):
-            kind = "request_snapshot" if budget is self._snapshots else "frame"
-            raise RateLimited(f"{kind} rate limit exceeded ({budget.limit}/s on this connection)",
-                              retry_after_ms=budget.retry_after(now))
+        budget.charge(self.core.clock(), frame.__struct_config__.tag)
 
     def _check_write(self, command: str, task_id: str) -> None:
         if not self.can_write:

@@ -67,6 +67,12 @@ class RateWindow:
     def retry_after(self, now: int) -> int:
         return max(1, self.window_ms - (now - self._hits[0])) if self._hits else 0
 
+    def charge(self, now: int, kind: str) -> None:
+        """Count one ``kind`` frame against this budget; RateLimited (with when to retry) once it is spent."""
+        if self.hit(now):
+            raise RateLimited(f"{kind} rate limit exceeded ({self.limit}/s on this connection)",
+                              retry_after_ms=self.retry_after(now))
+
 
 def _abuse(exc: ProtocolError, frame: msgspec.Struct | None) -> bool:
     """Whether a refused frame counts towards closing the socket."""
@@ -199,12 +205,8 @@ class SidecarSession:
             return
         core, agent = self.core, self.agent
         if not isinstance(frame, _UNLIMITED):
-            now = core.clock()
             budget = self._progress if isinstance(frame, m.TaskProgress) else self._frames
-            if budget.hit(now):
-                kind = frame.__struct_config__.tag
-                raise RateLimited(f"{kind} rate limit exceeded ({budget.limit}/s on this connection)",
-                                  retry_after_ms=budget.retry_after(now))
+            budget.charge(core.clock(), frame.__struct_config__.tag)
         match frame:
             case m.Ping():
                 self.send(m.Pong(timestamp=core.clock()))
