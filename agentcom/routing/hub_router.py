@@ -128,8 +128,9 @@ class ModelRouter:
     def route(self, task: Any, agents: Sequence[Any], now: int) -> tuple[dict[str, Any], Any] | Any | None:
         """(decision dict, agent), or the hub's ``Wait``, or None when no offered agent fits."""
         self._untrack(task.task_id)  # being routed: it is queued, whatever ran before has stopped
+        view = self._task_view(task)
         result = route(
-            self._task_view(task),
+            view,
             self.registry.snapshot(),
             self.policy,
             now=now,
@@ -140,8 +141,8 @@ class ModelRouter:
             in_flight=self._in_flight,
         )
         if isinstance(result, Wait) and result.reason == "no_healthy_endpoint":
-            served = self._served_by_a_sidecar(task, agents, now)
-            if served is None and self._self_served_kinds(task, self._connected()):
+            served = self._served_by_a_sidecar(view, agents, now)
+            if served is None and self._self_served_kinds(view, self._connected()):
                 # A connected sidecar serves it itself but has no free slot: the task waits for it,
                 # and that wait is no reason to fall back to another tier.
                 self._waiting_since.pop(task.task_id, None)
@@ -170,17 +171,16 @@ class ModelRouter:
     def stats(self) -> dict[str, Any]:
         return self.routing_stats.to_dict()
 
-    def _served_by_a_sidecar(self, task: Any, agents: Sequence[Any], now: int) -> Routed | None:
+    def _served_by_a_sidecar(self, view: TaskView, agents: Sequence[Any], now: int) -> Routed | None:
         """No healthy registered endpoint for the task's target: an offered sidecar that serves it itself
         runs it now rather than the task waiting ``fallback_wait_ms`` and escalating. Its own
         ``--openai-url`` serves an ``openai`` target as is; its embedded model (``local``) stands in for
         an ``ollama`` or ``openai`` target, as a fallback of the same tier."""
-        view = self._task_view(task)
         tier = view.complexity.effective_tier
         target = self._endpoint_target(view)
         if target is None:
             return None
-        for kind in self._self_served_kinds(task, agents):
+        for kind in self._self_served_kinds(view, agents):
             same = kind == target.type
             decision = RoutingDecision(
                 effective_tier=tier, target_type=kind, selected_endpoint=None,
@@ -198,9 +198,9 @@ class ModelRouter:
             target = self.policy.target_for("standard")
         return target if target.needs_endpoint else None
 
-    def _self_served_kinds(self, task: Any, agents: Sequence[Any]) -> list[str]:
+    def _self_served_kinds(self, view: TaskView, agents: Sequence[Any]) -> list[str]:
         """Target types, best first, that one of ``agents`` serves itself for this task (``serves:<kind>``)."""
-        target = self._endpoint_target(self._task_view(task))
+        target = self._endpoint_target(view)
         if target is None:
             return []
         return [kind for kind in (target.type, "local")
