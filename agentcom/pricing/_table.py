@@ -9,6 +9,12 @@ Two questions are answered here and nowhere else:
   hardware (``ollama``, ``local``) cost nothing and are compared with a reference
   Claude model; cloud targets are priced by the model that answered.
 
+The ``[local]`` name patterns (``llama*``, ``qwen*``, ``mistral*``...) make a model free
+only where the run was on our own hardware: the local targets, and an ``openai`` target
+whose endpoint is local (``agentcom.pricing._locality``). A cloud provider serving a model
+with such a name is priced by explicit entries alone, else null with a warning. Stand-in
+models (``simulated-*``) are free everywhere: no money is ever spent on them.
+
 All arithmetic is ``Decimal``; callers convert to float only at the wire.
 """
 
@@ -22,7 +28,8 @@ from typing import Mapping
 
 from agentcom.errors import PricingError
 from agentcom.pricing._load import ModelPrice, ParsedTable, read_table
-from agentcom.pricing._names import candidates, clean, matches_any, real_model
+from agentcom.pricing._locality import endpoint_is_local
+from agentcom.pricing._names import SIMULATED_PREFIX, candidates, clean, matches_any, real_model
 
 __all__ = ["DEFAULT_REFERENCE_MODEL", "FREE_TARGETS", "LOCAL_TARGETS", "PriceTable", "RunCost", "SHIPPED_TABLE"]
 
@@ -35,6 +42,7 @@ LOCAL_TARGETS = frozenset({"ollama", "local"})
 
 _MILLION = Decimal(1_000_000)
 _ZERO = Decimal(0)
+_STANDIN_PATTERNS = (SIMULATED_PREFIX + "*",)  # agentcom.standin's models: free on any target
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,16 +105,17 @@ class PriceTable:
 
     # ------------------------------------------------------------------ lookups
 
-    def lookup(self, model: str) -> ModelPrice | None:
+    def lookup(self, model: str, *, local_names: bool = True) -> ModelPrice | None:
         """The price entry for a model id in any common spelling; ``None`` if unknown.
 
         Explicit entries win over local name patterns, so a file can price a cloud
-        model whose name happens to look local.
+        model whose name happens to look local. ``local_names=False`` (a run that was
+        not on our own hardware) ignores the patterns, but for stand-in models.
         """
         for key in candidates(model):
             if key in self._models:
                 return self._models[key]
-        if matches_any(model, self._local_patterns):
+        if matches_any(model, self._local_patterns if local_names else _STANDIN_PATTERNS):
             return ModelPrice.free()
         return None
 
@@ -115,14 +124,14 @@ class PriceTable:
         return entry is not None and entry.local
 
     def price(self, model: str, tokens_in: int, tokens_out: int, cache_read: int = 0,
-              cache_write: int = 0) -> Decimal | None:
+              cache_write: int = 0, *, local_names: bool = True) -> Decimal | None:
         """USD for these tokens on ``model``; ``None`` if the table does not know it.
 
         ``tokens_in`` excludes cache tokens (as Anthropic reports it); each kind is
-        charged at its own rate.
+        charged at its own rate. ``local_names``: as for ``lookup``.
         """
         _check_tokens(tokens_in=tokens_in, tokens_out=tokens_out, cache_read=cache_read, cache_write=cache_write)
-        entry = self.lookup(model)
+        entry = self.lookup(model, local_names=local_names)
         if entry is None:
             return None
         if entry.local:
@@ -154,8 +163,15 @@ class PriceTable:
 
     def cost_of_run(self, target_type: str, model: str | None, tokens_in: int, tokens_out: int,
                     cache_read: int = 0, cache_write: int = 0, *,
-                    reference_model: str = DEFAULT_REFERENCE_MODEL) -> RunCost:
-        """Cost and Claude-equivalent cost of one execution on ``target_type``."""
+                    reference_model: str = DEFAULT_REFERENCE_MODEL, endpoint: str | None = None) -> RunCost:
+        """Cost and Claude-equivalent cost of one execution on ``target_type``.
+
+        ``endpoint``: the server an ``openai`` run reached (``host:port`` or URL). Local name
+        patterns price its model at 0 only when that server is local; a cloud endpoint's
+        unknown model is null with a warning. ``None`` (not said) leaves the name to decide,
+        as the routing counts ``openai`` targets local; other non-local targets never use
+        the patterns.
+        """
         counts = (tokens_in, tokens_out, cache_read, cache_write)
         total = _check_tokens(tokens_in=tokens_in, tokens_out=tokens_out, cache_read=cache_read,
                               cache_write=cache_write)
@@ -163,13 +179,15 @@ class PriceTable:
             return RunCost(_ZERO, None)
         if target_type in LOCAL_TARGETS:
             return RunCost(_ZERO, self.equivalent(*counts, reference_model=reference_model))
-        cost = self.price(model, *counts) if model else None
+        local_names = target_type == "openai" and (endpoint is None or endpoint_is_local(endpoint))
+        cost = self.price(model, *counts, local_names=local_names) if model else None
         warning = None
         if cost is None:
             if total == 0:
                 cost = _ZERO  # nothing was consumed, whatever the model
             else:
-                warning = (f"no price for model {model!r} (target {target_type!r}) in price table "
+                where = f"target {target_type!r}" + (f", endpoint {endpoint!r}" if endpoint else "")
+                warning = (f"no price for model {model!r} ({where}) in price table "
                            f"{self._version}: estimated cost left null")
         return RunCost(cost, self._claude_equivalent(target_type, model, counts, reference_model), warning)
 
