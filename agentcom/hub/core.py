@@ -134,8 +134,12 @@ class HubCore:
         for task in self.store.load_open():
             self.tasks[task.task_id] = task
             self._index(task, now)
+        # Completions only, as the live path appends them: a failed run is no completion, and a task
+        # that failed before it succeeded appears once.
         rows = self.store.conn.execute(
-            "SELECT e.*, t.description FROM executions e JOIN tasks t USING(task_id) ORDER BY e.id DESC LIMIT ?",
+            "SELECT e.task_id, e.agent_id, e.execution_ms, e.completed_at FROM executions e "
+            "JOIN tasks t USING(task_id) WHERE e.status = 'success' AND t.status = 'completed' "
+            "ORDER BY e.id DESC LIMIT ?",
             (self.settings.snapshot_recent,),
         ).fetchall()
         for row in reversed(rows):

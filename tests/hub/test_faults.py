@@ -190,3 +190,28 @@ def test_a_routing_read_that_fails_keeps_the_submitted_task_and_answers_no_error
         assert hub.store.get(again.task_id) is not None
     finally:
         asyncio.run(hub.close())
+
+
+async def test_a_restarted_hub_shows_the_same_recent_completions_as_before(make_hub, tmp_path: Path) -> None:
+    """The snapshot's recent completions after a restart are what the live hub showed: a failed run is no
+    completion, and a task that failed before it succeeded appears once, with its execution metadata."""
+    db = str(tmp_path / "recent.db")
+    hub = await make_hub(db_path=db)
+    sidecar = await identify(hub, "agent-1")
+    retried = hub.submit_dict({"description": "fails once, then succeeds", "max_attempts": 3})
+    await sidecar.fail(await sidecar.assignment(), "retried")
+    await sidecar.run(await sidecar.assignment())
+    dead = hub.submit_dict({"description": "fails for good", "max_attempts": 1})
+    await sidecar.fail(await sidecar.assignment(), "dead_letter", retryable=False)
+    ok = hub.submit_dict({"description": "succeeds"})
+    await sidecar.run(await sidecar.assignment())
+    live = hub.core.snapshot()["recent_completions"]
+    assert [c["task_id"] for c in live] == [retried.task_id, ok.task_id]
+    await hub.stop()
+    sidecar.close()
+
+    again = await make_hub(db_path=db)
+    restored = again.core.snapshot()["recent_completions"]
+    assert restored == live
+    assert dead.task_id not in {c["task_id"] for c in restored}
+    assert all(c["execution_meta"] is not None for c in restored)
