@@ -46,7 +46,8 @@ class AgentCom(Configurable):
     heartbeat_ms = Int(15_000, help="How often sidecars ping, in ms.").tag(config=True)
     lease_ms = Int(60_000, help="Silence in ms after which a sidecar is gone and its tasks are reclaimed.").tag(config=True)
     max_attempts = Int(3, help="Attempts before a task goes to dead letter (per task overridable).").tag(config=True)
-    batch_interval_ms = Int(100, help="Dashboard delta batching and sidecar token batching window, in ms.").tag(config=True)
+    batch_interval_ms = Int(100, help="Batching window in ms of dashboard deltas, and of streamed tokens on sidecars "
+                                      "(sent to each in identified; a sidecar's --batch-interval-ms wins).").tag(config=True)
     max_frame_bytes = Int(1_048_576, help="Largest accepted WebSocket frame in bytes; larger ones close with 1009.").tag(config=True)
     dashboard_buffer = Int(10_000, help="Frames buffered per dashboard before the oldest execution events are dropped.").tag(config=True)
     bad_frame_limit = Int(20, help="Bad frames within bad_frame_window_ms after which a socket is closed with 1008.").tag(config=True)
@@ -74,8 +75,12 @@ class AgentCom(Configurable):
     ).tag(config=True)
     complex_keywords = List(Unicode(), default_value=list(DEFAULT_COMPLEX_KEYWORDS), help="Words that mark complex work.").tag(config=True)
     trivial_keywords = List(Unicode(), default_value=list(DEFAULT_TRIVIAL_KEYWORDS), help="Words that mark trivial work.").tag(config=True)
-    price_table = Unicode("", help="Prices file (AgentCom TOML/JSON or LiteLLM JSON); empty = the shipped table.").tag(config=True)
-    reference_model = Unicode("claude-sonnet-4-5", help="Cloud model that prices the 'equivalent Claude cost' of local runs.").tag(config=True)
+    price_table = Unicode("", help="Prices file (AgentCom TOML/JSON or LiteLLM JSON) of the hub's cost estimates for the "
+                                   "budget guard; empty = the shipped table. Runs are priced on sidecars with their own "
+                                   "--price-table; one whose table differs says so in its log.").tag(config=True)
+    reference_model = Unicode("claude-sonnet-4-5", help="Cloud model that prices the 'equivalent Claude cost' of local "
+                                                        "runs (sent to sidecars in identified; a sidecar's "
+                                                        "--reference-model wins).").tag(config=True)
     budget_daily_usd = Union([Float(), Unicode()], default_value=None, allow_none=True,
                              help="Daily cloud spend limit in USD (none = no limit).").tag(config=True)
     budget_monthly_usd = Union([Float(), Unicode()], default_value=None, allow_none=True,

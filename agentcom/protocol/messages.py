@@ -227,6 +227,13 @@ class Identified(_Frame, tag="identified", kw_only=True):
     protocol_version: int = PROTOCOL_VERSION
     heartbeat_ms: int
     lease_ms: int
+    # Additions (docs/protocol.md): hub settings a sidecar adopts unless its own flag was given, and
+    # the version of the hub's price table. Left out of the frame when unset, so a hub that does not
+    # send them (or a test building the spec's frame) encodes exactly the spec's fields. No limits on
+    # purpose: a value the sidecar cannot use is ignored there with a warning, never a refused frame.
+    batch_interval_ms: int | msgspec.UnsetType = msgspec.UNSET
+    reference_model: str | msgspec.UnsetType = msgspec.UNSET
+    price_table: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class Pong(_Frame, tag="pong", kw_only=True):

@@ -53,9 +53,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where the task journal lives (default: ~/.agentcom/sidecars/AGENT_ID)")
     parser.add_argument("--concurrency", metavar="N", type=int, default=1, help="tasks run at once (default 1)")
     parser.add_argument("--name", metavar="NAME", help="display name on the dashboard")
-    parser.add_argument("--price-table", metavar="FILE", help="prices file (default: the shipped table)")
-    parser.add_argument("--batch-interval-ms", metavar="MS", type=int, default=100,
-                        help="token batching window in ms (default 100)")
+    parser.add_argument("--price-table", metavar="FILE",
+                        help="prices file this sidecar prices its runs with (default: the shipped table; the hub's "
+                             "price_table is not used here: give the same file to record the hub's prices)")
+    parser.add_argument("--reference-model", metavar="MODEL",
+                        help="cloud model that prices the 'equivalent Claude cost' of local runs (default: the hub's "
+                             "reference_model, else claude-sonnet-4-5); given, it wins over the hub's")
+    parser.add_argument("--batch-interval-ms", metavar="MS", type=int,
+                        help="token batching window in ms (default: the hub's batch_interval_ms, else 100); "
+                             "given, it wins over the hub's")
     parser.add_argument("--max-events-per-second", metavar="N", type=float, default=2000.0,
                         help="progress frames a second at most; beyond it output lines are sent in batches (default 2000)")
     parser.add_argument("--connect-timeout", metavar="SECONDS", type=float, default=10.0,
@@ -99,7 +105,7 @@ def build_sidecar(args: argparse.Namespace) -> Sidecar:
         raise UsageError(f"--concurrency must be between 1 and 64, got {args.concurrency}")
     if args.max_events_per_second <= 0:
         raise UsageError(f"--max-events-per-second must be positive, got {args.max_events_per_second}")
-    if args.batch_interval_ms < 1:
+    if args.batch_interval_ms is not None and args.batch_interval_ms < 1:
         raise UsageError(f"--batch-interval-ms must be positive, got {args.batch_interval_ms}")
     workdir = Path(args.workdir or os.getcwd()).expanduser()
     if not workdir.is_dir():
@@ -114,6 +120,15 @@ def build_sidecar(args: argparse.Namespace) -> Sidecar:
         options["anthropic_api_key"] = env["ANTHROPIC_API_KEY"]
     if args.price_table:
         options["price_table"] = args.price_table
+    if args.reference_model:  # in the options only when given: the sidecar then ignores the hub's
+        from agentcom.errors import PricingError
+        from agentcom.pricing import PriceTable
+
+        try:
+            PriceTable.load(args.price_table).check_reference(args.reference_model)
+        except PricingError as exc:
+            raise UsageError(str(exc)) from None
+        options["reference_model"] = args.reference_model
     if args.openai_url:
         from agentcom.errors import ConfigError
         from agentcom.executors.openai_compat import resolve_base_url

@@ -89,7 +89,7 @@ class Sidecar:
         runner: Runner | None = None,
         name: str | None = None,
         models: Sequence[str] = (),
-        batch_interval_ms: int = DEFAULT_BATCH_INTERVAL_MS,
+        batch_interval_ms: int | None = None,
         connect_timeout_s: float = 10.0,
         backoff: Backoff = Backoff(),
         max_frame_bytes: int = 1_048_576,
@@ -108,7 +108,10 @@ class Sidecar:
         self.concurrency = concurrency
         self.name = name
         self.models = list(models)
-        self.batch_interval_ms = batch_interval_ms
+        # None: the hub's batch_interval_ms (sent in identified), else the default; a value given wins
+        self._batch_interval_given = batch_interval_ms is not None
+        self.batch_interval_ms = DEFAULT_BATCH_INTERVAL_MS if batch_interval_ms is None else batch_interval_ms
+        self._hub_price_table: str | None = None  # the hub's table version last warned about
         self.connect_timeout_s = connect_timeout_s
         self.backoff = backoff
         self.max_frame_bytes = max_frame_bytes
@@ -271,6 +274,7 @@ class Sidecar:
             log.warning("hub answered identify with %r; reconnecting", type(frame).__name__)
             return False
         self.identified_count += 1
+        self._apply_hub_settings(frame)
         self._conn = conn
         self._last_heard = time.monotonic()
         log.info("identified as %s (heartbeat %d ms, lease %d ms)", frame.agent_id, frame.heartbeat_ms, frame.lease_ms)
@@ -572,6 +576,48 @@ class Sidecar:
                  "complete" if isinstance(final, m.TaskComplete) else f"failed: {final.error.splitlines()[0][:200]}")
 
     # ------------------------------------------------------------------ setup
+
+    def _apply_hub_settings(self, frame: m.Identified) -> None:
+        """Adopt the hub's ``batch_interval_ms`` and ``reference_model`` from ``identified`` (absent: the
+        defaults) unless this sidecar was given its own; say so when the hub's price table is not ours.
+
+        Why: users set these once, on the hub, and expect every sidecar to follow (docs/configuration.md).
+        A value this sidecar cannot use is ignored with a warning, never a reason to drop the connection."""
+        from agentcom.errors import PricingError
+        from agentcom.pricing import DEFAULT_REFERENCE_MODEL
+
+        interval = DEFAULT_BATCH_INTERVAL_MS if frame.batch_interval_ms is msgspec.UNSET else frame.batch_interval_ms
+        if self._batch_interval_given:
+            if interval != self.batch_interval_ms:
+                log.info("batch interval %d ms (--batch-interval-ms; the hub's is %d ms)", self.batch_interval_ms, interval)
+        elif isinstance(interval, int) and interval >= 1:
+            self.batch_interval_ms = interval
+        else:
+            log.warning("ignoring the hub's batch_interval_ms %r: not a positive number of ms", interval)
+        runner: Any = self._runner  # the Dispatcher prices runs; a stand-in runner may not
+        prices = getattr(runner, "prices", None)
+        if prices is None or not hasattr(runner, "reference_model"):
+            return  # a runner that prices nothing
+        reference = DEFAULT_REFERENCE_MODEL if frame.reference_model is msgspec.UNSET else frame.reference_model
+        if "reference_model" in self._dispatcher_options:
+            if reference != runner.reference_model:
+                log.info("reference model %s (--reference-model; the hub's is %s)", runner.reference_model, reference)
+        elif reference != runner.reference_model:
+            try:
+                prices.check_reference(reference)
+            except PricingError as exc:
+                log.warning("keeping reference model %s: the hub's cannot be used here: %s", runner.reference_model, exc)
+            else:
+                runner.reference_model = reference
+        hub_table = frame.price_table
+        if hub_table is not msgspec.UNSET and hub_table != prices.version and hub_table != self._hub_price_table:
+            self._hub_price_table = hub_table
+            log.warning("this sidecar prices its runs with price table %s, the hub's price_table setting is %s: "
+                        "recorded costs follow this sidecar's table (give it --price-table with the hub's file)",
+                        prices.version, hub_table)
+        log.info("batch interval %d ms, reference model %s, price table %s",
+                 self.batch_interval_ms, runner.reference_model, prices.version)
+
 
     def _announce(self, capability: str) -> None:
         """Tell the hub (in ``identify``) what this sidecar serves itself, so model routing need not wait
