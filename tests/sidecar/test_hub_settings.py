@@ -57,8 +57,10 @@ async def run_standard_tasks(env: Env, *sidecars: SidecarProcess) -> list[tuple[
                                      assign_to=sidecar.agent_id) for sidecar in sidecars]
     runs = []
     for task_id, sidecar in zip(task_ids, sidecars):
-        task = await eventually(lambda: env.api.status_is(task_id, "completed", "failed", "dead_letter"),
-                                f"{task_id} to finish")
+        async def finished() -> dict[str, Any] | None:
+            return await env.api.status_is(task_id, "completed", "failed", "dead_letter")
+
+        task: dict[str, Any] = await eventually(finished, f"{task_id} to finish")
         assert task["status"] == "completed", task
         [row] = await env.api.executions(task_id)
         assert row["agent_id"] == sidecar.agent_id
