@@ -10,6 +10,7 @@ and status codes (400, 401, 404, 429, 500, 529 ``overloaded_error``).
 Honesty: it accepts any ``claude-*`` model id, but the ``model`` it answers with is
 ``simulated-<requested id>``, so every run it serves is recorded under a simulated
 model name (priced at 0, with the requested model's price as the Claude equivalent).
+Only a test may drop the prefix (``model_prefix = ""``), to see how an unpriced id is handled.
 A request without an ``x-api-key`` (or bearer) header gets 401, as the real API does;
 the key's value is not checked.
 
@@ -48,6 +49,9 @@ class AnthropicStandin(Standin):
 
     def __init__(self, *, chunk_delay: float = 0.0) -> None:
         super().__init__(chunk_delay=chunk_delay)
+        self.model_prefix = SIMULATED_PREFIX
+        """Put before the requested id in the answered ``model``. Tests of unpriced-model handling
+        set it to "" (the id comes back bare, as the real API does); anything a user sees keeps it."""
         self._cached_prefixes: set[str] = set()
         self._counter = 0
 
@@ -129,7 +133,7 @@ class _MessagesHandler(StandinHandler):
         }
         message: dict[str, Any] = {
             "id": self.standin.next_id(prompt.last_user), "type": "message", "role": "assistant",
-            "model": SIMULATED_PREFIX + model, "content": [], "stop_reason": None, "stop_sequence": None,
+            "model": self.standin.model_prefix + model, "content": [], "stop_reason": None, "stop_sequence": None,
             "usage": usage,
         }
         self.set_header("request-id", "req_sim_" + message["id"][8:])
