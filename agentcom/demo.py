@@ -6,10 +6,11 @@ mixed workload: real shell commands (trivial tier), standard-tier and complex-ti
 prompts. It shows the dashboard URL, a live line per task and a bar for the whole run, and
 ends with a cost summary per model.
 
-Backends are chosen honestly. Standard tier: the embedded SmolLM2 model when
-llama-cpp-python is installed (a real model, target ``local``), else a reachable Ollama
-server, else the Ollama stand-in. Complex tier: the Anthropic API when ANTHROPIC_API_KEY is
-set (real money: each task is capped at a few hundred tokens), else the Anthropic
+Backends are chosen honestly (``BACKEND_ORDER``, also in ``--help``). Standard tier: a
+reachable Ollama server (``OLLAMA_HOST``, default 127.0.0.1:11434) with a chat model, else
+the embedded SmolLM2 model when llama-cpp-python is installed (a real model, target
+``local``), else the Ollama stand-in. Complex tier: the Anthropic API when ANTHROPIC_API_KEY
+is set (real money: each task is capped at a few hundred tokens), else the Anthropic
 stand-in. Stand-in models are named ``simulated-*`` and the summary says which runs were
 simulated; a simulated Claude run counts no savings.
 """
@@ -36,6 +37,18 @@ PROG = "agentcom demo"
 FINAL = ("completed", "failed", "dead_letter", "cancelled")
 CLAUDE_MODEL = "claude-sonnet-4-5"
 CLOUD_MAX_TOKENS = 400
+BACKEND_ORDER = f"""\
+backends, first available wins:
+  trivial tier   real shell commands, in a scratch directory
+  standard tier  1. a reachable Ollama server ($OLLAMA_HOST, default 127.0.0.1:11434),
+                    with its smallest chat model (embedding-only models are skipped)
+                 2. the embedded SmolLM2-135M model (llama-cpp-python, the 'local' extra)
+                 3. the Ollama stand-in, model simulated-llama3.2 (simulated)
+  complex tier   1. the Anthropic API ({CLAUDE_MODEL}) when ANTHROPIC_API_KEY is set
+                    (real spend, at most {CLOUD_MAX_TOKENS} output tokens a task)
+                 2. the Anthropic stand-in, model simulated-{CLAUDE_MODEL} (simulated)
+--simulate skips the real Ollama server and the Anthropic API; --no-local skips the
+embedded model. Simulated runs cost nothing and are labelled in the cost summary."""
 
 
 # --------------------------------------------------------------------------- backends
@@ -61,31 +74,31 @@ class Backends:
 
 
 async def choose_backends(*, simulate: bool, use_local: bool) -> Backends:
-    """Real backends where they are available, stand-ins (and the word "simulated") elsewhere."""
-    from agentcom.executors.local_model import find_local_model, llama_available
+    """Real backends where they are available, stand-ins (and the word "simulated") elsewhere,
+    in the order of ``BACKEND_ORDER``."""
     from agentcom.standin import AnthropicStandin, OllamaStandin
 
     backends = Backends(standard_target="")
-    if use_local and llama_available():
-        try:
-            find_local_model("auto")
-        except AgentComError:
-            pass
-        else:
-            backends.standard_target, backends.local_model = "local", True
-            backends.notes.append("standard tier: SmolLM2-135M embedded with llama.cpp (a real model, on this CPU)")
+    why_not_ollama = "--simulate"
+    if not simulate:
+        url = _ollama_url()
+        models = await _ollama_models(url)
+        model = _chat_model(models or [])
+        why_not_ollama = "no server reachable" if models is None else "no chat model on the server"
+        if model:
+            backends.ollama_url, backends.standard_target = url, f"ollama:{model}"
+            backends.notes.append(f"standard tier: Ollama at {url}, model {model}")
+        elif models is not None:
+            backends.notes.append(f"Ollama at {url} has no chat model (pull one, e.g. `ollama pull llama3.2`)")
+    if not backends.standard_target and use_local and _embedded_model_available():
+        backends.standard_target, backends.local_model = "local", True
+        backends.notes.append("standard tier: SmolLM2-135M embedded with llama.cpp (a real model, on this CPU)")
     if not backends.standard_target:
-        found = None if simulate else await _ollama_model(_ollama_url())
-        if found:
-            backends.ollama_url, model = _ollama_url(), found
-            backends.notes.append(f"standard tier: Ollama at {backends.ollama_url}, model {model}")
-        else:
-            ollama = await OllamaStandin(chunk_delay=0.02).start()
-            backends.standins.append(ollama)
-            backends.ollama_url, model = ollama.url, "simulated-llama3.2"
-            backends.simulated.append("Ollama (no server reachable)")
-            backends.notes.append("standard tier: Ollama stand-in, model simulated-llama3.2 (simulated)")
-        backends.standard_target = f"ollama:{model}"
+        ollama = await OllamaStandin(chunk_delay=0.02).start()
+        backends.standins.append(ollama)
+        backends.ollama_url, backends.standard_target = ollama.url, "ollama:simulated-llama3.2"
+        backends.simulated.append(f"Ollama ({why_not_ollama})")
+        backends.notes.append("standard tier: Ollama stand-in, model simulated-llama3.2 (simulated)")
     key = os.environ.get("ANTHROPIC_API_KEY", "")
     if key and not simulate:
         backends.anthropic_api_key = key
@@ -101,24 +114,54 @@ async def choose_backends(*, simulate: bool, use_local: bool) -> Backends:
     return backends
 
 
+def _embedded_model_available() -> bool:
+    """llama-cpp-python and the packaged SmolLM2 model are both installed."""
+    from agentcom.executors.local_model import find_local_model, llama_available
+
+    if not llama_available():
+        return False
+    try:
+        find_local_model("auto")
+    except AgentComError:
+        return False
+    return True
+
+
 def _ollama_url() -> str:
     host = os.environ.get("OLLAMA_HOST", "127.0.0.1:11434").strip().rstrip("/")
     return host if "://" in host else f"http://{host}"
 
 
-async def _ollama_model(url: str) -> str | None:
-    """The first model of a reachable Ollama server, or None."""
-    import json
+async def _ollama_models(url: str) -> list[Any] | None:
+    """The models of the Ollama server at ``url`` (official client, ``/api/tags``); None when unreachable."""
+    import ollama
 
-    from tornado.httpclient import AsyncHTTPClient
-
+    client = ollama.AsyncClient(host=url, timeout=2.0)
     try:
-        response = await AsyncHTTPClient().fetch(f"{url}/api/tags", connect_timeout=1.0, request_timeout=2.0)
-        models = json.loads(response.body).get("models") or []
+        return list((await client.list()).models)
     except Exception:  # noqa: BLE001  any failure means "no Ollama here"
         return None
-    names = [str(m["name"]) for m in models if isinstance(m, dict) and m.get("name")]
-    return min(names, key=len) if names else None
+    finally:
+        await client.close()  # type: ignore[no-untyped-call]
+
+
+def _is_embedding_model(model: Any) -> bool:
+    """An embedding-only model (it cannot chat): "embed" in its name, or a BERT family."""
+    name = str(getattr(model, "model", None) or "").lower()
+    details = getattr(model, "details", None)
+    families = [str(f).lower() for f in [getattr(details, "family", None), *(getattr(details, "families", None) or [])]
+                if f]
+    return "embed" in name or any("bert" in family for family in families)
+
+
+def _chat_model(models: Sequence[Any]) -> str | None:
+    """The smallest chat-capable model of an Ollama ``list()`` (the demo wants speed), or None."""
+    chat = [m for m in models if getattr(m, "model", None) and not _is_embedding_model(m)]
+    if not chat:
+        return None
+    best = min(chat, key=lambda m: (m.size if isinstance(m.size, int) and m.size > 0 else float("inf"),
+                                    len(m.model), m.model))
+    return str(best.model)
 
 
 # --------------------------------------------------------------------------- workload
@@ -260,7 +303,8 @@ class Display:
 
 
 def _short(task_id: str) -> str:
-    return task_id[:13]
+    """``task-`` and the id's last 8 characters (its random part; the leading time part is shared by a whole run)."""
+    return f"{task_id[:5]}{task_id[-8:]}" if len(task_id) > 13 else task_id
 
 
 # --------------------------------------------------------------------------- summary
@@ -455,6 +499,11 @@ async def _wait(display: Display, sidecars: Sidecars, stop: asyncio.Event, timeo
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = ("Start a hub, local sidecar processes and a mixed workload (shell commands,\n"
+                          "standard- and complex-tier LLM prompts); show each task's progress and end\n"
+                          "with a cost summary.")
+    parser.epilog = BACKEND_ORDER
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keeps the epilog's layout
     parser.add_argument("--sidecars", type=int, default=3, metavar="N", help="sidecar processes to start (default 3)")
     parser.add_argument("--tasks", type=int, default=9, metavar="N", help="tasks to submit (default 9)")
     parser.add_argument("--serve", action="store_true", help="keep the hub up after the summary, until Ctrl-C")
@@ -462,7 +511,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=0, help="hub port (default: any free port)")
     parser.add_argument("--simulate", action="store_true",
                         help="use the stand-in Ollama and Anthropic servers even when real ones are available")
-    parser.add_argument("--no-local", action="store_true", help="do not use the embedded llama.cpp model")
+    parser.add_argument("--no-local", action="store_true",
+                        help="do not use the embedded llama.cpp model (without Ollama: the stand-in serves)")
     parser.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS",
                         help="give up when the workload is not done after this long (default 600)")
 
