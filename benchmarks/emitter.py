@@ -15,8 +15,9 @@ the hub *publishes* on its ``execution`` topic (what dashboards would receive):
 3. A real sidecar process running a shell task that prints N lines: pipe, shell executor,
    emitter, socket, hub, end to end.
 
-Prints figures only (no assertions). The hub's progress budget (5 000 frames/s per
-session by default) shows up as ``rate_limited`` answers when a run exceeds it.
+Prints figures only (no assertions), with the load average before and after (the figures
+mean little on a busy machine). The hub's progress budget (5 000 frames/s per session by
+default) shows up as ``rate_limited`` answers when a run exceeds it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import shlex
 import sys
 import tempfile
@@ -31,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-from agentcom.executors.base import Output
+from agentcom.executors.base import Output, OutputKind
 from agentcom.executors.dispatch import Finished
 from agentcom.hub import Hub
 from agentcom.protocol import messages as m
@@ -41,7 +43,7 @@ from agentcom.sidecar import Sidecar
 class Firehose:
     """A runner that emits ``count`` outputs of one kind as fast as the sidecar takes them."""
 
-    def __init__(self, kind: str, count: int) -> None:
+    def __init__(self, kind: OutputKind, count: int) -> None:
         self.kind, self.count = kind, count
         self.started = self.ended = 0.0
 
@@ -49,7 +51,7 @@ class Firehose:
         self.started = time.perf_counter()
         for i in range(self.count):
             await on_output(Output(kind=self.kind, text=f"{i} ", tokens_so_far=i + 1 if self.kind == "token" else None,
-                                   model="bench" if self.kind == "token" else None))  # type: ignore[arg-type]
+                                   model="bench" if self.kind == "token" else None))
             await asyncio.sleep(0)  # a real executor awaits its pipe or stream between pieces
         self.ended = time.perf_counter()
         result = m.ExecutionResult(status="success", output="", model_used="bench", tokens_in=0, tokens_out=self.count,
@@ -66,6 +68,7 @@ class Counter:
         self.lines = 0
         self.chars = 0
         self.last_seq = 0
+        self.last_tokens = 0
         self.done = asyncio.Event()
         self.last_at = 0.0
         hub.core.pubsub.subscribe(self._on, ("execution", "tasks"))
@@ -77,12 +80,14 @@ class Counter:
             if message["event_type"] in ("stdout", "stderr"):
                 self.lines += message["text"].count("\n") + 1
             self.last_seq = message["seq"]
+            if message["event_type"] == "token" and message["tokens_so_far"] is not None:
+                self.last_tokens = message["tokens_so_far"]
             self.last_at = time.perf_counter()
         elif message.get("kind") == "task" and message["task"]["status"] == "completed":
             self.done.set()
 
 
-async def in_process(kind: str, count: int, root: Path) -> None:
+async def in_process(kind: OutputKind, count: int, root: Path) -> None:
     async with Hub(db_path=str(root / f"{kind}.db"), port=0) as hub:
         rejected = _count_rate_limited()
         runner = Firehose(kind, count)
@@ -96,7 +101,8 @@ async def in_process(kind: str, count: int, root: Path) -> None:
         await serving
         elapsed = counter.last_at - runner.started
         if kind == "token":
-            print(f"  tokens (in-process sidecar): {count} tokens in {elapsed:.2f}s = {count / elapsed:,.0f} tokens/s, "
+            print(f"  tokens (in-process sidecar): {counter.last_tokens}/{count} tokens reached the hub in "
+                  f"{elapsed:.2f}s = {count / elapsed:,.0f} tokens/s, "
                   f"sent as {counter.events} frames ({counter.events / elapsed:,.1f} frames/s, "
                   f"{count / max(counter.events, 1):,.0f} tokens a frame); rate_limited answers: {rejected()}")
         else:
@@ -115,6 +121,10 @@ async def subprocess_shell(lines: int, root: Path) -> None:
             "--token", token, "--state-dir", str(root / "state-proc"), "--workdir", str(root),
             stdout=log, stderr=log)
         while "bench-proc" not in hub.core.agents:
+            if proc.returncode is not None:
+                log.close()
+                raise SystemExit(f"the sidecar exited with {proc.returncode} before identifying: "
+                                 f"{(root / 'sidecar.log').read_text(errors='replace')[-2000:]}")
             await asyncio.sleep(0.05)
         counter = Counter(hub)
         code = f"import sys\nfor i in range({lines}): sys.stdout.write(f'line {{i}}\\n')"
@@ -144,12 +154,18 @@ def _count_rate_limited() -> Callable[[], int]:
 
 
 async def main(args: argparse.Namespace) -> None:
-    print(f"emitter benchmark (python {sys.version.split()[0]}, batch window 100 ms)")
+    print(f"emitter benchmark (python {sys.version.split()[0]}, batch window 100 ms, {os.cpu_count()} cores, "
+          f"load average {_load()})")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         await in_process("stdout", args.events, root)
         await in_process("token", args.tokens, root)
         await subprocess_shell(args.lines, root)
+    print(f"  load average after: {_load()}")
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":
