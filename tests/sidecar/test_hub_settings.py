@@ -29,6 +29,7 @@ pytestmark = pytest.mark.usefixtures("anyio_backend")
 
 LOCAL_MODEL = "simulated-llama3.2"
 STANDARD_TO_OLLAMA = {"standard": f"ollama:{LOCAL_MODEL}", "unknown": f"ollama:{LOCAL_MODEL}"}
+SAFETY_S = 120.0  # a sidecar process starting on a busy machine: a safety net, never a measurement
 PRICES = 'version = "team-prices-7"\n[models."acme-coder"]\ninput = "1"\noutput = "2"\n'
 
 
@@ -52,7 +53,7 @@ async def run_standard_tasks(env: Env, *sidecars: SidecarProcess) -> list[tuple[
     executions row and the token events published for it."""
     events = env.record_events()
     for sidecar in sidecars:
-        await eventually(lambda: "identified as" in sidecar.output(), f"{sidecar.agent_id} to identify")
+        await eventually(lambda: "identified as" in sidecar.output(), f"{sidecar.agent_id} to identify", SAFETY_S)
     task_ids = [await env.api.submit("Explain what a binary search does", complexity_tier="standard",
                                      assign_to=sidecar.agent_id) for sidecar in sidecars]
     runs = []
@@ -60,7 +61,7 @@ async def run_standard_tasks(env: Env, *sidecars: SidecarProcess) -> list[tuple[
         async def finished() -> dict[str, Any] | None:
             return await env.api.status_is(task_id, "completed", "failed", "dead_letter")
 
-        task: dict[str, Any] = await eventually(finished, f"{task_id} to finish")
+        task: dict[str, Any] = await eventually(finished, f"{task_id} to finish", SAFETY_S)
         assert task["status"] == "completed", task
         [row] = await env.api.executions(task_id)
         assert row["agent_id"] == sidecar.agent_id
