@@ -5,10 +5,11 @@ model names, errors) goes through ``html.escape`` here before it reaches an ``HT
 Styles are inline so the markup renders the same in JupyterLab, Notebook 7, VS Code and a
 static HTML export, with no CSS to install.
 
-Execution output follows the web dashboard's colours: ``token`` and ``stdout`` plain,
-``stderr`` amber, ``error`` red and bold on its own line, ``status`` grey italic on its own
-line; other types (``tool_call``) look like stdout. The output box scrolls itself to the
-newest line with a ``column-reverse`` flex container (no JavaScript needed).
+Execution output uses the web dashboard's colours (``agentcom/dashboard/static/app.css``,
+the ``.ev-*`` rules; a test keeps ``EVENT_COLOURS`` equal to them): ``token`` and ``stdout``
+plain, ``stderr`` amber, ``error`` red and bold on its own line, ``status`` slate-grey italic
+on its own line, ``tool_call`` sky blue; unknown types look like stdout. The output box
+scrolls itself to the newest line with a ``column-reverse`` flex container (no JavaScript needed).
 """
 
 from __future__ import annotations
@@ -18,19 +19,27 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from agentcom.client._feed import ExecEvent, StreamInfo
 
-AMBER = "#fbbf24"
+AMBER = "#fbbf24"     # warnings in headers (gaps, drops, reconnecting)
 RED = "#ef4444"
 GREY = "#888"
 PURPLE = "#a855f7"
 GREEN = "#16a34a"
 
+# Execution event colours: the dashboard's app.css values (.ev-stderr, .ev-status, .ev-error, .ev-tool_call).
+EVENT_COLOURS: Mapping[str, str] = {
+    "stderr": "#f59e0b",
+    "status": "#94a3b8",
+    "error": "#ef4444",
+    "tool_call": "#7dd3fc",
+}
+
 EVENT_STYLES: Mapping[str, str] = {
     "token": "",
     "stdout": "",
-    "tool_call": "",
-    "stderr": f"color:{AMBER}",
-    "status": f"color:{GREY};font-style:italic;display:block",
-    "error": f"color:{RED};font-weight:bold;display:block",
+    "tool_call": f"color:{EVENT_COLOURS['tool_call']}",
+    "stderr": f"color:{EVENT_COLOURS['stderr']}",
+    "status": f"color:{EVENT_COLOURS['status']};font-style:italic;display:block",
+    "error": f"color:{EVENT_COLOURS['error']};font-weight:bold;display:block",
 }
 _BLOCK = ("status", "error")
 

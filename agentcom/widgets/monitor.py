@@ -25,7 +25,8 @@ class Monitor(LiveView, w.VBox):  # type: ignore[misc]
         feed = feed_of(source)
         self.url: str | None = getattr(source, "url", None)
         self.header = w.HTML(layout=w.Layout(width="100%"))
-        self.panel = ExecutionPanel(feed, interval=interval, **(panel or {}))
+        # the panel gets the client itself, so a task picked in it narrows the socket to that task
+        self.panel = ExecutionPanel(feed if source is None else source, interval=interval, **(panel or {}))
         self.table = CostTable(feed, interval=interval, **(table or {}))
         costs = w.Accordion(children=[self.table], titles=("Costs",), selected_index=0)
         super().__init__(children=[self.header, self.panel, costs], **kwargs)
