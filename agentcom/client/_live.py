@@ -28,7 +28,8 @@ _ENDED = frozenset(("completed", "failed", "dead_letter", "queued"))
 
 
 class LiveExecutions:
-    """A live executions table: ``.frame`` (a DataFrame), ``len()``, ``_repr_html_``."""
+    """A live executions table: ``.frame`` is the DataFrame (re-read it to see new rows); ``len()``;
+    its reprs show the frame, so ending a cell with it displays the table as it is now."""
 
     def __init__(self, client: "HubClient", *, debounce: float = 0.2) -> None:
         self._client = client
@@ -136,15 +137,18 @@ class LiveExecutions:
     # ------------------------------------------------------------------ display
 
     def __repr__(self) -> str:
-        return f"<LiveExecutions: {len(self._records)} executions, live>"
+        """The caption, then the DataFrame as pandas prints it (so echoing ``live`` in a cell shows the rows)."""
+        error = f"; last fetch failed: {self.last_error}" if self.last_error else ""
+        return f"LiveExecutions: {len(self._records)} executions, live (.frame is the DataFrame){error}\n{self.frame!r}"
 
     def _repr_html_(self) -> str:
+        """The caption over pandas' own HTML table (truncated by ``pd.options.display.max_rows``, as a frame is)."""
         import html
 
-        caption = f"{len(self._records)} executions (live; <code>.frame</code> for the DataFrame)"
+        caption = f"LiveExecutions: {len(self._records)} executions, live (<code>.frame</code> is the DataFrame)"
         if self.last_error:
             caption += f" &middot; last fetch failed: {html.escape(self.last_error)}"
-        table = self.frame.tail(20).to_html(max_cols=12, border=0)
+        table = self.frame._repr_html_() or f"<pre>{html.escape(repr(self.frame))}</pre>"
         return f"<div><div style='color:#888'>{caption}</div>{table}</div>"
 
 

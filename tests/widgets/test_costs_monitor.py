@@ -1,9 +1,11 @@
-"""CostTable, Monitor and BatchProgress drawing a real hub's feed."""
+"""CostTable, Monitor and BatchProgress drawing a real hub's feed; the live executions table's display."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
+import ipywidgets  # type: ignore[import-untyped]
 import pytest
 
 from agentcom.client import Feed, HubClient
@@ -74,8 +76,36 @@ async def test_monitor_shows_agents_queue_panel_and_table_in_one_display(hub: Hu
     bundle = monitor._repr_mimebundle_()
     assert bundle["text/plain"].startswith("AgentCom Monitor (open") and "agent-x (idle)" in bundle["text/plain"]
     assert "monitor line" in bundle["text/html"] and "&lt;i&gt;x&lt;/i&gt;" in bundle["text/html"]
+    # one HTML view per part, never an Output widget (whose append_* re-sends everything per event)
+    parts = walk(monitor)
+    assert monitor.panel in parts and monitor.table in parts and monitor.panel.view in parts
+    assert not any(isinstance(part, ipywidgets.Output) for part in parts), [type(p).__name__ for p in parts]
     monitor.close()
     assert client.feed._listeners == []
+
+
+def walk(widget: Any) -> list[Any]:
+    """A widget and everything under it."""
+    found = [widget]
+    for child in getattr(widget, "children", ()):
+        found.extend(walk(child))
+    return found
+
+
+async def test_live_executions_display_their_frame(hub: Hub, client: HubClient) -> None:
+    side = await Sidecar.connect(hub, "agent-a")
+    first = await run_task(hub, side, "first", tokens_in=31)
+    live = await client.live_executions().wait_ready()
+    text, html = repr(live), live._repr_html_()
+    # echoing the holder in a cell shows the DataFrame itself, not just a count
+    assert text.startswith("LiveExecutions: 1 executions, live (.frame is the DataFrame)")
+    assert text.split("\n", 1)[1] == repr(live.frame) and first in text
+    assert "<code>.frame</code>" in html and live.frame._repr_html_() in html
+    await client.wait_live()
+    second = await run_task(hub, side, "second", tokens_in=7)
+    await eventually(lambda: second in repr(live), "the new row in the repr")
+    assert "2 executions" in live._repr_html_()
+    live.close()
 
 
 async def test_batch_progress_follows_the_batch_to_the_end(hub: Hub, client: HubClient) -> None:
