@@ -19,8 +19,8 @@ in between (as between socket reads in a kernel), so the throttled renders happe
 timed run. Figures:
 
 - wall time to ingest N events, events/s, the CPU time it took (the fairer figure on a busy
-  machine: the process's threads only, not its wait for a core), and how many renders (HTML
-  value updates) it took;
+  machine: the process's threads only, not its wait for a core), how many renders (HTML
+  value updates) it took, and the resident memory before and after (Linux);
 - peak traced memory (tracemalloc, a separate run: tracing slows Python down) and the memory
   still held afterwards, after N and after 2N events (bounded: both are the same order), for
   ``--tasks`` tasks and again for ``--memory-tasks`` tasks (where the feed's total budget, not
@@ -99,12 +99,28 @@ def new_panel() -> tuple[ExecutionPanel, list[int]]:
     return panel, updates
 
 
+def rss_mib() -> float | None:
+    """This process's resident memory now (Linux), or None."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 async def timed(frames: list[bytes]) -> None:
     n = len(frames)
+    gc.collect()
+    before = rss_mib()
     panel, updates = new_panel()
     seconds, cpu = await ingest(panel, frames, decode=True)
     print(f"ingest {n:,} events from JSON text: {seconds:.3f} s ({n / seconds:,.0f} events/s; {cpu:.3f} s CPU), "
           f"{len(updates)} HTML updates, last view {len(panel.view.value) / 1024:.0f} KiB", flush=True)
+    gc.collect()
+    after = rss_mib()
+    if before is not None and after is not None:
+        print(f"resident memory: {before:,.0f} MiB before (inputs included), {after:,.0f} MiB after the ingest "
+              f"(+{after - before:,.0f} MiB)", flush=True)
     started = time.perf_counter()
     for _ in range(20):
         panel.refresh()

@@ -26,6 +26,8 @@ def test_tiny_run_in_a_kernel_and_in_process_prints_every_figure() -> None:
         assert re.search(r"ingest 3,000 events from JSON text: [\d.]+ s \([\d,]+ events/s; [\d.]+ s CPU\), "
                          r"[1-9]\d* HTML updates", part), part
         assert re.search(r"one full render of the panel \(all tasks view\): [\d.]+ ms", part), part
+        if sys.platform == "linux":
+            assert re.search(r"resident memory: [\d,]+ MiB before \(inputs included\), [\d,]+ MiB after", part), part
         assert re.search(r"memory, 3 tasks: peak [\d.]+ MiB while ingesting 3,000; held [\d.]+ MiB after 3,000 "
                          r"and [\d.]+ MiB after 6,000", part), part
         assert re.search(r"memory, 10 tasks: peak", part), part
