@@ -60,7 +60,8 @@ class DashboardSocketLogic:
         self.session = DashboardSession(self.fanout, self._write, self._close_socket, can_write=can_write)
         self.session.start()
 
-    def _write(self, text: str) -> Any:
+    def _write(self, text: str | bytes) -> Any:
+        """One text frame (UTF-8 bytes are sent as they are: Tornado encodes only str)."""
         handler: websocket.WebSocketHandler = self  # type: ignore[assignment]
         if handler.ws_connection is None or handler.ws_connection.is_closing():
             return None

@@ -2,8 +2,11 @@
 
 ``DashboardFanout`` is the hub's single pubsub listener for all dashboards. It turns each
 message into its wire form once (an execution event is encoded to JSON bytes once, not
-once per dashboard) and appends it to every session's buffer. That is all the hub's path
-ever does for a dashboard: an append to a bounded buffer, never a socket write.
+once per dashboard). An execution event is appended to one batch shared by all dashboards,
+whatever their number; the batch is handed to every session's buffer in one step (a C-level
+``deque.extend``) before any session flushes, and at the latest every ``HAND_OVER_ITEMS``
+events or ``HAND_OVER_BYTES``. A lifecycle delta goes to every session at once. That is all
+the hub's path ever does for a dashboard: appends to bounded buffers, never a socket write.
 
 ``DashboardSession`` is one connection's state, fed raw text by a transport and writing
 text frames through a ``write`` callable that returns the transport's write future (or
@@ -23,11 +26,12 @@ published them in, so execution events stay in ``seq`` order per task.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import itertools
 import logging
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+import operator
+from typing import Any, Callable, Iterable, NamedTuple
 
 import msgspec
 
@@ -45,17 +49,23 @@ MAX_CONTROL_FRAMES = 256            # unread answers to commands before a client
 RECENT_TASKS = 500                  # finished tasks the snapshot lists besides the open ones
 SNAPSHOTS_PER_SECOND = 2            # a snapshot costs the hub ~20 ms at 2,000 tasks: requests beyond are refused
 _EXEC_PREFIX = b'{"kind":"execution_event",'
+HAND_OVER_ITEMS = 1024              # execution events published before the shared batch is handed over at the latest
+HAND_OVER_BYTES = 1024 * 1024       # ... or their bytes
 
-Write = Callable[[str], Any]        # returns the transport's write future (has .done()) or None
+Write = Callable[[str | bytes], Any]  # a text frame; returns the transport's write future (has .done()) or None
 Close = Callable[[int, str], None]
 
 
-@dataclass(frozen=True, slots=True)
-class ExecItem:
-    seq: int
+class ExecItem(NamedTuple):
+    """One execution event as every dashboard gets it: its JSON item, encoded once by the fan-out."""
+
+    seq: int        # publication order, shared with the deltas (to merge them back in order)
     task_id: str
-    raw: msgspec.Raw
-    size: int
+    raw: bytes      # {"kind":"execution_event",...}
+
+
+_SEQ = operator.itemgetter(0)
+_RAW = operator.itemgetter(2)
 
 
 def delta_key(topic: str, message: dict[str, Any], seq: int) -> tuple[str, str | int]:
@@ -81,7 +91,9 @@ class DashboardFanout:
         self.core = hub.core
         self.settings = hub.settings
         self.sessions: dict[DashboardSession, None] = {}
-        self.dropped_total = 0
+        self._dropped_total = 0
+        self._batch: list[ExecItem] = []        # execution events not yet handed to the sessions
+        self._batch_bytes = 0
         self._seq = itertools.count()
         self._encoder = msgspec.json.Encoder()
         self._unsubscribe: Callable[[], None] | None = None
@@ -92,7 +104,14 @@ class DashboardFanout:
     def __len__(self) -> int:
         return len(self.sessions)
 
+    @property
+    def dropped_total(self) -> int:
+        """Execution events dropped for slow dashboards since the hub started (all sessions)."""
+        self.hand_over()
+        return self._dropped_total
+
     def attach(self, session: "DashboardSession") -> None:
+        self.hand_over()  # what was published before it connected is not for it
         if not self.sessions:
             self._unsubscribe = self.core.pubsub.subscribe(self._on_message)
             if self._schedule is not None:
@@ -104,6 +123,7 @@ class DashboardFanout:
         self.sessions.pop(session, None)
         self._count()
         if not self.sessions:
+            self._batch, self._batch_bytes = [], 0
             if self._unsubscribe is not None:
                 self._unsubscribe()
                 self._unsubscribe = None
@@ -115,24 +135,36 @@ class DashboardFanout:
         self.hub.dashboards = len(self.sessions)
 
     def flush_all(self) -> None:
+        self.hand_over()
         for session in tuple(self.sessions):
             session.flush()
+
+    def hand_over(self) -> None:
+        """Give the execution events published since the last hand-over to every session."""
+        batch = self._batch
+        if not batch:
+            return
+        nbytes = self._batch_bytes
+        self._batch, self._batch_bytes = [], 0
+        for session in self.sessions:
+            session.take(batch, nbytes)
 
     def close_all(self, code: int = 1001, reason: str = "hub shutting down") -> None:
         for session in tuple(self.sessions):
             session.close(code, reason)
 
     def note_dropped(self, count: int) -> None:
-        self.dropped_total += count
+        self._dropped_total += count
 
     def _on_message(self, topic: str, message: dict[str, Any]) -> None:
         seq = next(self._seq)
         if topic == "execution":
             body = self._encoder.encode(message)
             raw = _EXEC_PREFIX + body[1:] if len(body) > 2 else b'{"kind":"execution_event"}'
-            item = ExecItem(seq, message["task_id"], msgspec.Raw(raw), len(raw))
-            for session in self.sessions:
-                session.push_execution(item)
+            self._batch.append(ExecItem(seq, message["task_id"], raw))
+            self._batch_bytes += len(raw)
+            if len(self._batch) >= HAND_OVER_ITEMS or self._batch_bytes >= HAND_OVER_BYTES:
+                self.hand_over()
         else:
             key = delta_key(topic, message, seq)
             for session in self.sessions:
@@ -198,7 +230,7 @@ class DashboardSession:
         self.can_write = can_write          # may send cancel_task / retry_task (Jupyter's authorizer decides)
         self.task_filter: str | None = None
         self.closed = False
-        self.dropped_total = 0
+        self._dropped_total = 0
         self._exec: collections.deque[ExecItem] = collections.deque()
         self._exec_bytes = 0
         self._deltas: dict[tuple[str, str | int], tuple[int, dict[str, Any]]] = {}
@@ -234,11 +266,13 @@ class DashboardSession:
 
     # ------------------------------------------------------------------ from the hub (never blocks)
 
-    def push_execution(self, item: ExecItem) -> None:
-        if self.task_filter is not None and item.task_id != self.task_filter:
-            return
-        self._exec.append(item)
-        self._exec_bytes += item.size
+    def take(self, batch: list[ExecItem], nbytes: int) -> None:
+        """Execution events published since the last hand-over, ``nbytes`` of JSON in all (``hand_over``)."""
+        if self.task_filter is not None:
+            batch = [item for item in batch if item.task_id == self.task_filter]
+            nbytes = sum(len(item.raw) for item in batch)
+        self._exec.extend(batch)
+        self._exec_bytes += nbytes
         self._trim()
 
     def push_delta(self, seq: int, key: tuple[str, str | int], delta: dict[str, Any], task_delta: bool) -> None:
@@ -250,16 +284,23 @@ class DashboardSession:
     def _trim(self) -> None:
         dropped = 0
         while self._exec and (len(self._exec) + len(self._deltas) > self.buffer or self._exec_bytes > self.byte_budget):
-            self._exec_bytes -= self._exec.popleft().size
+            self._exec_bytes -= len(self._exec.popleft().raw)
             dropped += 1
         if dropped:
             self._dropped += dropped
-            self.dropped_total += dropped
+            self._dropped_total += dropped
             self.fanout.note_dropped(dropped)
+
+    @property
+    def dropped_total(self) -> int:
+        """Execution events dropped for this dashboard since it connected."""
+        self.fanout.hand_over()
+        return self._dropped_total
 
     @property
     def pending(self) -> int:
         """Items waiting to be sent (execution events plus coalesced deltas)."""
+        self.fanout.hand_over()
         return len(self._exec) + len(self._deltas)
 
     # ------------------------------------------------------------------ from the client
@@ -304,7 +345,7 @@ class DashboardSession:
     def _check_rate(self, frame: msgspec.Struct) -> None:
         """Every frame counts against ``frame_rate_limit``; snapshots, which cost the hub most, have their own budget."""
         budget = self._snapshots if isinstance(frame, m.RequestSnapshot) else self._frames
-        budget.charge(self.core.clock(), frame.__struct_config__.tag)
+        budget.charge(self.core.clock(), str(frame.__struct_config__.tag))
 
     def _check_write(self, command: str, task_id: str) -> None:
         if not self.can_write:
@@ -312,11 +353,12 @@ class DashboardSession:
 
     def subscribe(self, task_id: str | None) -> None:
         """Stream one task's execution output (or every task's with None)."""
+        self.fanout.hand_over()  # what was published before goes by the old filter
         self.task_filter = task_id
         if task_id is not None:
             kept = [item for item in self._exec if item.task_id == task_id]
             self._exec = collections.deque(kept)
-            self._exec_bytes = sum(item.size for item in kept)
+            self._exec_bytes = sum(len(item.raw) for item in kept)
 
     # ------------------------------------------------------------------ to the client
 
@@ -326,9 +368,12 @@ class DashboardSession:
 
     def flush(self) -> bool:
         """Write what is pending if the previous write has completed; True if anything was written."""
-        if self.closed or self.busy:
+        if self.closed:
             return False
-        frames: list[str] = []
+        self.fanout.hand_over()  # even when busy: its buffer is trimmed (and drops counted) now
+        if self.busy:
+            return False
+        frames: list[str | bytes] = []
         if self._snapshot_due:
             self._snapshot_due = False
             self._deltas.clear()          # the snapshot already contains their effect
@@ -348,49 +393,61 @@ class DashboardSession:
         self._inflight = future
         return True
 
-    def _events_frames(self) -> Iterable[str]:
+    def _events_frames(self) -> list[bytes]:
         if not self._exec and not self._deltas and not self._stats_due:
             return []
-        items = _merge(self._exec, self._deltas.values())
+        raws: list[bytes] = list(map(_RAW, self._exec))
+        if self._deltas:
+            raws = _merge(self._exec, raws, self._deltas.values())
         if self._stats_due:
-            items.append(self.fanout.stats())
+            raws.append(_encoder.encode(self.fanout.stats()))
         self._exec.clear()
         self._exec_bytes = 0
         self._deltas.clear()
         self._stats_due = False
-        return _chunked(items, self.max_frame_bytes)
-
-
-def _merge(execs: Iterable[ExecItem], deltas: Iterable[tuple[int, dict[str, Any]]]) -> list[Any]:
-    """Execution events and deltas in the order the hub published them."""
-    out: list[Any] = []
-    ordered_deltas = sorted(deltas, key=lambda d: d[0])
-    i = 0
-    for item in execs:
-        while i < len(ordered_deltas) and ordered_deltas[i][0] < item.seq:
-            out.append(ordered_deltas[i][1])
-            i += 1
-        out.append(item.raw)
-    out.extend(d for _, d in ordered_deltas[i:])
-    return out
+        return _frames(raws, self.max_frame_bytes)
 
 
 _encoder = msgspec.json.Encoder()
+_head, _tail = _encoder.encode(m.EventsFrame(data=[])).split(b"[]")   # b'{"type":"events","data":', b'}'
+_EVENTS_HEAD, _EVENTS_TAIL = _head + b"[", b"]" + _tail                  # an events frame is HEAD items,... TAIL
 
 
-def _chunked(items: list[Any], max_bytes: int) -> list[str]:
-    """``events`` frames no larger than ``max_bytes`` each (a single oversized item goes alone)."""
+def _merge(execs: collections.deque[ExecItem], raws: list[bytes],
+           deltas: Iterable[tuple[int, dict[str, Any]]]) -> list[bytes]:
+    """The deltas, encoded, put among the execution events' items in the order the hub published them.
+
+    Deltas are few and events many: each delta is placed by bisection, and the events between
+    two deltas are copied as one slice."""
+    seqs = list(map(_SEQ, execs))
+    out: list[bytes] = []
+    start = 0
+    for seq, delta in sorted(deltas, key=_SEQ):
+        at = bisect.bisect_left(seqs, seq, start)
+        out.extend(raws[start:at])
+        out.append(_encoder.encode(delta))
+        start = at
+    out.extend(raws[start:])
+    return out
+
+
+def _frames(raws: list[bytes], max_bytes: int) -> list[bytes]:
+    """``events`` frames of these JSON items, no larger than ``max_bytes`` each (an oversized item goes alone).
+
+    Built by joining the items' bytes: nothing is encoded again, and a batch that fits (the usual
+    case) is one join."""
     budget = max(1024, max_bytes - 64)
-    frames: list[str] = []
-    chunk: list[Any] = []
+    if sum(map(len, raws)) + len(raws) <= budget:
+        return [_EVENTS_HEAD + b",".join(raws) + _EVENTS_TAIL]
+    frames: list[bytes] = []
+    chunk: list[bytes] = []
     size = 0
-    for item in items:
-        item_size = len(item) if isinstance(item, msgspec.Raw) else len(_encoder.encode(item))
-        if chunk and size + item_size + 1 > budget:
-            frames.append(_encoder.encode(m.EventsFrame(data=chunk)).decode())
+    for raw in raws:
+        if chunk and size + len(raw) + 1 > budget:
+            frames.append(_EVENTS_HEAD + b",".join(chunk) + _EVENTS_TAIL)
             chunk, size = [], 0
-        chunk.append(item)
-        size += item_size + 1
+        chunk.append(raw)
+        size += len(raw) + 1
     if chunk:
-        frames.append(_encoder.encode(m.EventsFrame(data=chunk)).decode())
+        frames.append(_EVENTS_HEAD + b",".join(chunk) + _EVENTS_TAIL)
     return frames
