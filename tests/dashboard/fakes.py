@@ -24,7 +24,7 @@ class Transport:
         self._pending: list[asyncio.Future[None]] = []
         self._loop = asyncio.new_event_loop()
 
-    def write(self, text: str) -> asyncio.Future[None]:
+    def write(self, text: str | bytes) -> asyncio.Future[None]:
         self.frames.append(json.loads(text))
         future: asyncio.Future[None] = self._loop.create_future()
         if self.stalled:
@@ -92,9 +92,9 @@ class Rig:
     def assigned(self, agent_id: str) -> list[m.TaskAssign]:
         return [f for f in self.sent[agent_id] if isinstance(f, m.TaskAssign)]
 
-    def start_task(self, agent: Any) -> m.TaskAssign:
-        """Submit a task, let it be assigned to ``agent`` and accepted; returns the assignment."""
-        task_id = self.submit()
+    def start_task(self, agent: Any, **fields: Any) -> m.TaskAssign:
+        """Submit a task (``fields`` of the submission), let it be assigned to ``agent`` and accepted."""
+        task_id = self.submit(**fields)
         assign = next(a for a in self.assigned(agent.agent_id) if a.task_id == task_id)
         self.core.accepted(agent, m.TaskAccepted(task_id=task_id, generation=assign.generation))
         return assign
