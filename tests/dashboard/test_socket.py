@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from tornado.websocket import WebSocketClosedError
 
@@ -190,3 +191,108 @@ async def test_snapshot_requests_beyond_their_budget_are_refused_without_closing
     await client.send({"type": "ping"})
     assert (await client.until("pong"))["type"] == "pong"   # still open, not counted as abuse
     assert client.ws.close_code is None
+
+
+def scrape(text: str, name: str) -> float:
+    """One unlabelled sample of a Prometheus text exposition."""
+    values = [s.value for family in text_string_to_metric_families(text) for s in family.samples if s.name == name]
+    assert len(values) == 1, (name, values)
+    return values[0]
+
+
+async def test_dropped_events_metric_counts_what_stalled_dashboards_lost(
+        make_hub: Callable[..., Awaitable[Hub]]) -> None:
+    """``agentcom_dashboard_dropped_events_total`` equals the losses the dashboards are told of, and is > 0."""
+    total, size = 800, 32 * 1024                    # ~26 MB of output: more than loopback socket buffers hold
+    hub = await make_hub(batch_interval_ms=20, dashboard_buffer=64, progress_rate_limit=1_000_000)
+    stalled = await dashboard(hub)
+    assert (await stalled.recv() or {})["type"] == "snapshot"   # ... and it reads nothing more for now
+    live = await dashboard(hub)
+    assert (await live.recv() or {})["type"] == "snapshot"
+    agent = await sidecar(hub, "builder-1")
+    task_id = hub.submit_dict({"description": "print a lot"}).task_id
+    assign = await agent.until("task_assign")
+    await agent.send(m.TaskAccepted(task_id=task_id, generation=assign["generation"]))
+
+    async def read(client: Any) -> tuple[int, list[int]]:
+        """Until the task's completion: the dropped counts announced, and the seqs received."""
+        announced, seqs = 0, []
+        while True:
+            frame = await client.recv()
+            assert frame is not None
+            if frame["type"] == "dropped":
+                announced += frame["count"]
+            for item in frame.get("data", []) if frame["type"] == "events" else []:
+                if item["kind"] == "execution_event":
+                    seqs.append(item["seq"])
+                elif item["kind"] == "completion":
+                    return announced, seqs
+
+    live_reader = asyncio.ensure_future(read(live))  # it may fall behind and lose events too: counted as well
+    text = "x" * size
+    for seq in range(total):
+        await agent.send(event(assign, seq, text, "token"))
+    await agent.send(m.TaskComplete(task_id=task_id, generation=assign["generation"], result=result()))
+    assert [(await agent.until("task_ack"))["status"] for _ in range(2)] == ["accepted", "complete"]
+    live_dropped, live_seqs = await asyncio.wait_for(live_reader, 60)   # every event is published by now
+
+    http = AsyncHTTPClient()
+    answer = await http.fetch(hub.url + "/agentcom/metrics", headers={"Authorization": f"Bearer {hub.admin_token}"})
+    metric = scrape(answer.body.decode(), "agentcom_dashboard_dropped_events_total")
+
+    stalled_dropped, stalled_seqs = await asyncio.wait_for(read(stalled), 60)   # it resumes reading
+    assert stalled_dropped > 0 and stalled_dropped == total - len(stalled_seqs)
+    assert live_dropped == total - len(live_seqs)
+    assert metric == stalled_dropped + live_dropped > 0
+    again = await http.fetch(hub.url + "/agentcom/metrics", headers={"Authorization": f"Bearer {hub.admin_token}"})
+    assert scrape(again.body.decode(), "agentcom_dashboard_dropped_events_total") == metric
+    for client in (stalled, live, agent):
+        client.close()
+
+
+async def test_deltas_and_events_wait_for_the_batch_and_arrive_coalesced(
+        make_hub: Callable[..., Awaitable[Hub]]) -> None:
+    """With a batch interval longer than the test, nothing after the snapshot is written until a command
+    forces a flush; then the command's answer comes first and every change since is in one ``events``
+    frame, each task once, in its latest state (no wall-clock bound: the order of frames says it all)."""
+    hub = await make_hub(batch_interval_ms=3_600_000)
+    watcher = await dashboard(hub)
+    assert (await watcher.recv() or {})["type"] == "snapshot"
+    agent = await sidecar(hub, "builder-1")
+    worked = hub.submit_dict({"description": "stream three lines"}).task_id
+    assign = await agent.until("task_assign")
+    await agent.send(m.TaskAccepted(task_id=worked, generation=assign["generation"]))
+    for seq in range(3):
+        await agent.send(event(assign, seq, f"line {seq}\n"))
+    await agent.send(m.TaskComplete(task_id=worked, generation=assign["generation"], result=result()))
+    assert [(await agent.until("task_ack"))["status"] for _ in range(2)] == ["accepted", "complete"]
+    cancelled = [hub.submit_dict({"description": f"queued {i}"}).task_id for i in range(4)]
+    for task_id in cancelled[:2]:   # each cancel frees the one-slot sidecar for the next queued task
+        hub.core.cancel(task_id)
+    # Every change above has been published to the dashboard's session by now (same loop), none written.
+
+    await watcher.send({"type": "ping"})
+    assert (await watcher.recv() or {})["type"] == "pong"        # before any delta: none went out on its own
+    frame = await watcher.recv() or {}
+    assert frame["type"] == "events"
+    data = frame["data"]
+    tasks = [i["task"] for i in data if i["kind"] == "task"]
+    assert sorted(t["task_id"] for t in tasks) == sorted([worked, *cancelled])       # each task once
+    status = {t["task_id"]: t["status"] for t in tasks}
+    assert status[worked] == "completed"
+    assert [status[t] for t in cancelled] == ["cancelled", "cancelled", "assigned", "queued"]
+    events = [i for i in data if i["kind"] == "execution_event"]
+    assert [(e["seq"], e["text"]) for e in events] == [(i, f"line {i}\n") for i in range(3)]
+    assert [i["completion"]["task_id"] for i in data if i["kind"] == "completion"] == [worked]
+    assert data.index(events[-1]) < next(n for n, i in enumerate(data) if i["kind"] == "completion")
+    assert [i for i in data if i["kind"] == "stats"][-1]["queue"]["cancelled"] == 2
+    await watcher.send({"type": "ping"})
+    assert (await watcher.recv() or {})["type"] == "pong"        # nothing left over for a second frame
+    hub.submit_dict({"description": "one more"})
+    await watcher.send({"type": "ping"})
+    assert (await watcher.recv() or {})["type"] == "pong"
+    later = await watcher.recv() or {}
+    assert later["type"] == "events" and [i["task"]["description"] for i in later["data"] if i["kind"] == "task"] == [
+        "one more"]
+    watcher.close()
+    agent.close()

@@ -7,9 +7,10 @@ every request here also checks that the hub lives under the server's base_url.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 import tornado.websocket
@@ -146,13 +147,25 @@ async def test_sidecar_socket_refuses_jupyter_tokens_and_accepts_sidecar_tokens(
 
 
 async def test_stop_extension_closes_the_hub(jp_serverapp: Any, jp_ws_fetch: Any) -> None:
+    """The server's shutdown stops the extension: dashboards and sidecars are closed with 1001, then the store."""
     app = extension(jp_serverapp)
     hub = app.hub
     ws = await jp_ws_fetch("agentcom", "ws", "dashboard")
     assert json.loads(await ws.read_message())["type"] == "snapshot"
-    await app.stop_extension()
+    token = hub.create_agent_token("builder-1")
+    agent = await jp_ws_fetch("agentcom", "ws", "sidecar", headers={"Authorization": ""})
+    await agent.write_message(codec.encode(m.Identify(agent_id="builder-1", token=token, protocol_version=1)))
+    assert json.loads(await agent.read_message())["type"] == "identified"
+    assert hub.core.agents["builder-1"].online
+
+    await jp_serverapp.cleanup_extensions()          # what ServerApp runs on shutdown (stop_all_extensions)
     assert app.hub is None and hub.dashboards == 0
-    assert await ws.read_message() is None
+    while (frame := await asyncio.wait_for(ws.read_message(), 20)) is not None:   # a batch on its way comes first
+        assert json.loads(frame)["type"] == "events"           # (the dashboard hears of the sidecar)
+    while (frame := await asyncio.wait_for(agent.read_message(), 20)) is not None:
+        assert json.loads(frame)["type"] != "error"
+    assert ws.close_code == 1001
+    assert agent.close_code == 1001 and agent.close_reason == "hub shutting down"
     with pytest.raises(Exception):
         hub.conn.execute("SELECT 1")
 
@@ -184,3 +197,44 @@ class TestCustomAuthorizer:
         answer = json.loads(await ws.read_message())
         assert answer["type"] == "error" and answer["error"] == "unauthorized"
         ws.close()
+
+
+def _mounted(router: Any) -> Iterator[tuple[str, Any, dict[str, Any]]]:
+    """(path regex, handler class, initialize kwargs) of every rule of a Tornado application, nested routers too."""
+    for rule in router.rules:
+        target = rule.target
+        if hasattr(target, "rules"):
+            yield from _mounted(target)
+        elif isinstance(target, type):
+            yield rule.matcher.regex.pattern, target, dict(rule.target_kwargs or {})
+
+
+def _logic(handler: type) -> tuple[type, ...]:
+    """What a route does, apart from its auth: the ``*Logic`` mixins of the handler (or the handler itself)."""
+    mixins = tuple(c for c in handler.__mro__ if c.__name__.endswith("Logic"))
+    return mixins or (handler,)
+
+
+def _agentcom_routes(app: Any, base_url: str) -> dict[str, tuple[tuple[type, ...], frozenset[str]]]:
+    """The AgentCom routes an application serves: path under base_url -> (logic, kwarg names)."""
+    routes = {}
+    for pattern, handler, kwargs in _mounted(app.default_router):
+        path = pattern.lstrip("^").rstrip("$")
+        if path.startswith(base_url + "agentcom"):
+            routes[path[len(base_url):]] = (_logic(handler), frozenset(kwargs))
+    return routes
+
+
+async def test_standalone_hub_and_extension_mount_the_same_handlers(jp_serverapp: Any, tmp_path: Path) -> None:
+    from agentcom import Hub
+
+    standalone = Hub(db_path=str(tmp_path / "standalone.db"), host="127.0.0.1", port=0)
+    try:
+        alone = _agentcom_routes(standalone.make_app(), "/")
+    finally:
+        await standalone.close()
+    inside = _agentcom_routes(jp_serverapp.web_app, jp_serverapp.base_url)
+    assert len(alone) >= 13 and {"agentcom/ws/sidecar", "agentcom/ws/dashboard", "agentcom/metrics"} <= set(alone)
+    assert list(inside.items()) == list(alone.items())   # same paths, same order, same logic, same kwargs
+    unprefixed = {rule[0].lstrip("/") for rule in extension(jp_serverapp).handlers}
+    assert unprefixed == set(alone)   # and the extension declares exactly these, before base_url is put in front
