@@ -129,7 +129,7 @@ class TaskStore:
                   None if t.result is None else _dumps(t.result), t.last_error, t.created_at, t.updated_at,
                   t.completed_at)
         self._touch(t.task_id)
-        with transaction(self.conn):
+        with transaction(self.conn, single=True):  # one INSERT; the history line is deferred
             cur = self.conn.execute(_INSERT_SQL, values)
             task.seq = int(cur.lastrowid or 0)
             if history:
@@ -157,14 +157,15 @@ class TaskStore:
         else:
             raise ValueError(f"unknown save scope {scope!r}; expected all, status or final")
         self._touch(t.task_id)
-        with transaction(self.conn):
+        with transaction(self.conn, single=True):  # one UPDATE; the history line is deferred
             self.conn.execute(sql, values)
             if event:
                 self.add_history(task, event, agent_id, details)
 
     def add_history(self, task: Task, event: str, agent_id: str | None, details: dict[str, Any] | None) -> None:
-        self.conn.execute(_HISTORY_SQL, (task.task_id, task.updated_at, event, task.generation, agent_id,
-                                         _dumps(details) if details else None))
+        """A history line: written at the turn's group commit (``GroupCommit.defer``), or now outside one."""
+        self.group.defer(_HISTORY_SQL, (task.task_id, task.updated_at, event, task.generation, agent_id,
+                                        _dumps(details) if details else None))
 
     def record_execution(self, row: dict[str, Any]) -> bool:
         """Insert one executions row; False if that task generation already has one (idempotent)."""
@@ -203,6 +204,8 @@ class TaskStore:
         return {r["task_id"]: r["status"] for r in rows}
 
     def history(self, task_id: str) -> list[dict[str, Any]]:
+        if self.group._deferred:  # lines of this turn not written yet: the read must see them
+            self.group.flush()
         rows = self.conn.execute(
             "SELECT at, event, generation, agent_id, details FROM task_history WHERE task_id=? ORDER BY id", (task_id,)
         ).fetchall()

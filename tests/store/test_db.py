@@ -260,3 +260,89 @@ def test_a_version_1_store_gets_tasks_agent_on_assigned_to_alone(tmp_path: Path)
     assert [r[2] for r in conn.execute("PRAGMA index_info(tasks_agent)")] == ["assigned_to"]
     assert conn.execute("SELECT task_id FROM tasks WHERE assigned_to='a'").fetchall()[0][0] == "t1"
     conn.close()
+
+
+# --------------------------------------------------------------------------- deferred rows
+
+
+def _keys(conn: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT key FROM meta ORDER BY key")]
+
+
+_ROW = "INSERT INTO meta(key, value) VALUES (?, ?)"
+
+
+def test_without_a_group_a_deferred_row_is_written_at_once(tmp_path: Path) -> None:
+    conn = open_db(tmp_path / "hub.db")
+    GroupCommit(conn).defer(_ROW, ("now", "1"))
+    assert not conn.in_transaction and _visible_to_others(tmp_path / "hub.db") == ["now"]
+    conn.close()
+
+
+@pytest.mark.anyio
+async def test_deferred_rows_are_written_at_the_commit_and_visible_to_a_flushing_read(tmp_path: Path,
+                                                                                      anyio_backend: str) -> None:
+    path = tmp_path / "hub.db"
+    conn = open_db(path)
+    group = GroupCommit(conn)
+    group.begin()
+    with transaction(conn, single=True):
+        conn.execute(_ROW, ("row", "1"))
+        group.defer(_ROW, ("deferred-1", "2"))
+    group.defer(_ROW, ("deferred-2", "3"))
+    assert _keys(conn) == ["row"]  # held back until the commit (or a flush)
+    group.flush()
+    assert _keys(conn) == ["deferred-1", "deferred-2", "row"]
+    group.defer(_ROW, ("deferred-3", "4"))
+    assert await group.committed() is True
+    assert _visible_to_others(path) == ["deferred-1", "deferred-2", "deferred-3", "row"]
+    conn.close()
+
+
+@pytest.mark.anyio
+async def test_a_failed_block_drops_the_rows_it_deferred_and_nothing_else(tmp_path: Path, anyio_backend: str) -> None:
+    path = tmp_path / "hub.db"
+    conn = open_db(path)
+    group = GroupCommit(conn)
+    group.begin()
+    with transaction(conn, single=True):
+        conn.execute(_ROW, ("kept", "1"))
+        group.defer(_ROW, ("kept-line", "1"))
+    with pytest.raises(sqlite3.IntegrityError):  # single: no savepoint; SQLite undoes the failing statement
+        with transaction(conn, single=True):
+            group.defer(_ROW, ("dropped-line", "2"))
+            conn.execute(_ROW, ("kept", "duplicate key"))
+    with pytest.raises(RuntimeError):  # a savepoint block: its writes and its deferred rows go together
+        with transaction(conn):
+            conn.execute(_ROW, ("dropped", "3"))
+            with transaction(conn, single=True):
+                conn.execute(_ROW, ("dropped-too", "3"))
+                group.defer(_ROW, ("dropped-line-too", "3"))
+            raise RuntimeError("boom")
+    assert await group.committed() is True
+    assert _visible_to_others(path) == ["kept", "kept-line"]
+    conn.close()
+
+
+@pytest.mark.anyio
+async def test_a_deferred_row_refused_at_the_commit_fails_the_whole_turn(tmp_path: Path, anyio_backend: str) -> None:
+    path = tmp_path / "hub.db"
+    conn = open_db(path)
+    conn.execute("CREATE TEMP TRIGGER refuse BEFORE INSERT ON meta WHEN NEW.key = 'refused' "
+                 "BEGIN SELECT RAISE(ABORT, 'refused'); END")
+    group = GroupCommit(conn)
+    failures: list[str] = []
+    group.on_failure.append(lambda: failures.append("resync"))
+    group.begin()
+    with transaction(conn, single=True):
+        conn.execute(_ROW, ("written", "1"))
+        group.defer(_ROW, ("refused", "2"))
+    assert await group.committed() is False  # the turn is not acknowledged: its writes are gone
+    assert failures == ["resync"]
+    assert not conn.in_transaction and _visible_to_others(path) == []
+    group.begin()  # the next turn starts clean
+    with transaction(conn, single=True):
+        conn.execute(_ROW, ("next", "1"))
+    assert await group.committed() is True
+    assert _visible_to_others(path) == ["next"]
+    conn.close()
