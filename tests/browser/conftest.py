@@ -26,7 +26,7 @@ def jp_server_cleanup() -> None:
     """No Jupyter server to clean up in the browser tests."""
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")  # one Chromium for the browser tests, closed before other packages run
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run does it)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar, cast
 
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
@@ -46,10 +46,6 @@ class LiveHub:
             return fn(*args, **kwargs)
 
         return self.run(invoke())
-
-    @property
-    def page_url(self) -> str:
-        return f"{self.hub.url}/agentcom/?token={self.hub.admin_token}"
 
     def sidecar(self, agent_id: str, name: str | None = None) -> "Sidecar":
         return Sidecar(self, agent_id, name)
@@ -92,15 +88,18 @@ class Sidecar:
         return self.live.run(read())
 
     def take_task(self, description: str, **fields: Any) -> dict[str, Any]:
+        """Submit a task and take its assignment. By default it is trivial shell work, which the router sends
+        to a sidecar at once (other work waits ``fallback_wait_ms`` for a model endpoint first)."""
         hub = self.live.hub
-        self.live.call(lambda: hub.submit_dict({"description": description, **fields}))
+        body = {"description": description, "complexity_tier": "trivial", "metadata": {"shell_command": "true"}}
+        self.live.call(lambda: hub.submit_dict(body | fields))
         assign = self.until("task_assign")
         self.send(m.TaskAccepted(task_id=assign["task_id"], generation=assign["generation"]))
         self.until("task_ack")
         return assign
 
     def emit(self, assign: dict[str, Any], seq: int, event_type: str, text: str) -> None:
-        event = m.ExecutionEvent(event_type=event_type, text=text, timestamp=0, seq=seq, model="qwen2.5-coder:7b")
+        event = m.ExecutionEvent(event_type=cast(m.EventType, event_type), text=text, timestamp=0, seq=seq, model="qwen2.5-coder:7b")
         self.send(m.TaskProgress(task_id=assign["task_id"], generation=assign["generation"], execution_event=event))
 
     def complete(self, assign: dict[str, Any], **result: Any) -> None:
@@ -113,3 +112,20 @@ class Sidecar:
 
     def close(self) -> None:
         self.live.loop.call_soon_threadsafe(self.ws.close)
+
+
+def open_dashboard(page: Any, live: LiveHub, query: str = "") -> None:
+    """Open the page with the admin token (plus ``query``, e.g. ``"keep=3&"``) and wait until it is live."""
+    page.goto(f"{live.hub.url}/agentcom/?{query}token={live.hub.admin_token}")
+    page.wait_for_selector("#conn.conn-up")
+
+
+def wait_text(page: Any, expression: str, expected: Any) -> None:
+    """Wait until a JS expression (rendered on the next animation frame) gives ``expected`` (compared as JSON)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    wanted = json.dumps(expected, separators=(",", ":"), ensure_ascii=False)
+    try:
+        page.wait_for_function(f"() => JSON.stringify({expression}) === {json.dumps(wanted)}")
+    except PlaywrightTimeout:
+        raise AssertionError(f"{expression} gave {page.evaluate(expression)!r}, expected {expected!r}") from None

@@ -6,20 +6,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .live import LiveHub
+from .live import LiveHub, open_dashboard, wait_text
 
 AMBER = "rgb(245, 158, 11)"
 RED = "rgb(239, 68, 68)"
-
-
-def open_dashboard(page: Any, live: LiveHub) -> None:
-    page.goto(live.page_url)
-    page.wait_for_selector("#conn.conn-up")
-
-
-def wait_text(page: Any, expression: str, expected: str) -> None:
-    """Wait until a JS expression (rendered on the next animation frame) gives ``expected``."""
-    page.wait_for_function(f"() => ({expression}) === {expected!r}")
 
 
 def style(page: Any, selector: str) -> dict[str, str]:
@@ -74,6 +64,7 @@ def test_cost_table_per_task_with_totals(page: Any, live: LiveHub) -> None:
     total = page.eval_on_selector_all("#costs tfoot td", "cells => cells.map(c => c.textContent)")
     assert total == ["Total (all tasks)", "1,300", "390", "$0.0000", "$0.009900", "$0.009900"]
     assert "saved $0.009900" in page.inner_text("#totals")
+    assert page.is_hidden("#cost-note")                   # every completed task has its row: nothing to explain
     assert page.inner_text("#queue .state-completed .n") == "2"
     sidecar.close()
 

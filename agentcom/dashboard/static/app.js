@@ -9,6 +9,14 @@
   const MAX_EVENTS_PER_TASK = 5000;
   const MAX_TASKS_WITH_OUTPUT = 200;
   const TOKEN_KEY = "agentcom-token";
+  const FINISHED = new Set(["completed", "failed", "dead_letter", "cancelled"]);
+  // A tab left open for days must not grow without end: it keeps the KEEP most recent cost rows and
+  // finished tasks (open tasks are always kept; money totals come from the hub, so they stay exact).
+  // "?keep=N" in the page's address changes the cap.
+  const KEEP = (() => {
+    const n = Number.parseInt(new URLSearchParams(location.search).get("keep"), 10);
+    return Number.isInteger(n) && n >= 1 ? Math.min(n, 100000) : 500;
+  })();
 
   const authMode = document.querySelector('meta[name="agentcom-auth"]').content;
   const $ = (id) => document.getElementById(id);
@@ -123,13 +131,17 @@
       case "error": flash("error: " + frame.message, true); break;
       default: break;
     }
+    if (frame.type === "snapshot" || frame.type === "events") trim();
     markDirty();
   }
 
+  // Map order is arrival order, oldest first: trimming drops from the front.
+  const byTime = (key) => (a, b) => (a[key] || 0) - (b[key] || 0);
+
   function applySnapshot(data) {
     state.agents = new Map((data.agents || []).map((a) => [a.agent_id, a]));
-    state.tasks = new Map((data.tasks || []).map((t) => [t.task_id, t]));
-    state.completions = new Map((data.recent_completions || []).map((c) => [c.task_id, c]));
+    state.tasks = new Map((data.tasks || []).slice().sort((a, b) => byTime("updated_at")(a, b) || byTime("created_at")(a, b)).map((t) => [t.task_id, t]));
+    state.completions = new Map((data.recent_completions || []).slice().sort(byTime("completed_at")).map((c) => [c.task_id, c]));
     state.queue = data.queue || {};
     state.totals = data.totals || {};
   }
@@ -138,6 +150,7 @@
     switch (item.kind) {
       case "task": {
         const old = state.tasks.get(item.task.task_id);
+        state.tasks.delete(item.task.task_id);
         state.tasks.set(item.task.task_id, Object.assign({}, item.task, old && old.progress !== undefined ? { progress: old.progress } : {}));
         break;
       }
@@ -146,13 +159,26 @@
         if (t) t.progress = item.progress;
         break;
       }
-      case "completion": state.completions.set(item.completion.task_id, item.completion); break;
+      case "completion":
+        state.completions.delete(item.completion.task_id);
+        state.completions.set(item.completion.task_id, item.completion);
+        break;
       case "agent": state.agents.set(item.agent.agent_id, item.agent); break;
       case "agent_left": state.agents.delete(item.agent_id); break;
       case "stats": state.queue = item.queue; state.totals = item.totals; break;
       case "execution_event": onExecution(item); break;
       default: break;
     }
+  }
+
+  function trim() {
+    while (state.completions.size > KEEP) state.completions.delete(state.completions.keys().next().value);
+    if (state.tasks.size <= KEEP) return;
+    const finished = [];
+    for (const t of state.tasks.values()) if (FINISHED.has(t.status) && t.task_id !== state.selected) finished.push(t);
+    if (finished.length <= KEEP) return;
+    finished.sort(byTime("updated_at"));  // stable: equal times stay in arrival order
+    for (const t of finished.slice(0, finished.length - KEEP)) state.tasks.delete(t.task_id);
   }
 
   function outputOf(taskId) {
@@ -309,13 +335,17 @@
         return (x < y ? -1 : x > y ? 1 : 0) * dir || (b.updated_at - a.updated_at);
       });
     $("task-count").textContent = rows.length + " of " + all.length + " tasks";
+    // The hub counts every task; the snapshot lists only the latest finished ones and this page keeps KEEP.
+    const notListed = [...FINISHED].reduce((n, s) => n + (state.queue[s] || 0), 0) - all.filter((t) => FINISHED.has(t.status)).length;
+    $("task-note").hidden = notListed <= 0;
+    $("task-note").textContent = "(" + fmtInt(notListed) + " older finished not listed; this page keeps the latest " + fmtInt(KEEP) + ")";
     for (const th of $("tasks").tHead.rows[0].cells) {
       th.classList.toggle("sorted-asc", th.dataset.key === key && dir === 1);
       th.classList.toggle("sorted-desc", th.dataset.key === key && dir === -1);
     }
     $("tasks").tBodies[0].replaceChildren(...rows.slice(0, 500).map((t) => {
       const actions = el("td", { class: "actions" });
-      if (!["completed", "failed", "dead_letter", "cancelled"].includes(t.status)) {
+      if (!FINISHED.has(t.status)) {
         actions.append(el("button", { type: "button", class: "cancel", onclick: (e) => { e.stopPropagation(); send({ type: "cancel_task", task_id: t.task_id }); } }, "cancel"));
       } else if (t.status !== "completed") {
         actions.append(el("button", { type: "button", class: "retry", onclick: (e) => { e.stopPropagation(); send({ type: "retry_task", task_id: t.task_id }); } }, "retry"));
@@ -358,6 +388,12 @@
         el("td", { class: "num" }, fmtUsd(eq)),
         el("td", { class: "num saved" }, fmtUsd(saved)));
     }));
+    // The hub's snapshot carries only its latest completions and this page keeps at most KEEP rows;
+    // the footer is the hub's own running total, so it counts the rows not shown too.
+    const completed = state.queue.completed || 0;
+    $("cost-note").hidden = rows.length >= completed;
+    $("cost-note").textContent = "Rows: the latest " + fmtInt(rows.length) + " of " + fmtInt(completed) +
+      " completed tasks. The total counts every task the hub has run.";
     const t = state.totals;
     $("costs").tFoot.replaceChildren(el("tr", { class: "total" },
       el("td", { colspan: "3" }, "Total (all tasks)"),
