@@ -397,15 +397,19 @@ class DashboardSession:
         if not self._exec and not self._deltas and not self._stats_due:
             return []
         raws: list[bytes] = list(map(_RAW, self._exec))
+        size = self._exec_bytes
         if self._deltas:
-            raws = _merge(self._exec, raws, self._deltas.values())
+            raws, added = _merge(self._exec, raws, self._deltas.values())
+            size += added
         if self._stats_due:
-            raws.append(_encoder.encode(self.fanout.stats()))
+            stats = _encoder.encode(self.fanout.stats())
+            raws.append(stats)
+            size += len(stats)
         self._exec.clear()
         self._exec_bytes = 0
         self._deltas.clear()
         self._stats_due = False
-        return _frames(raws, self.max_frame_bytes)
+        return _frames(raws, size + len(raws), self.max_frame_bytes)
 
 
 _encoder = msgspec.json.Encoder()
@@ -414,35 +418,40 @@ _EVENTS_HEAD, _EVENTS_TAIL = _head + b"[", b"]" + _tail                  # an ev
 
 
 def _merge(execs: collections.deque[ExecItem], raws: list[bytes],
-           deltas: Iterable[tuple[int, dict[str, Any]]]) -> list[bytes]:
-    """The deltas, encoded, put among the execution events' items in the order the hub published them.
+           deltas: Iterable[tuple[int, dict[str, Any]]]) -> tuple[list[bytes], int]:
+    """The deltas, encoded, put among the execution events' items in the order the hub published them
+    (and the bytes they added).
 
     Deltas are few and events many: each delta is placed by bisection, and the events between
     two deltas are copied as one slice."""
     seqs = list(map(_SEQ, execs))
     out: list[bytes] = []
-    start = 0
+    start = added = 0
     for seq, delta in sorted(deltas, key=_SEQ):
         at = bisect.bisect_left(seqs, seq, start)
         out.extend(raws[start:at])
-        out.append(_encoder.encode(delta))
+        encoded = _encoder.encode(delta)
+        out.append(encoded)
+        added += len(encoded)
         start = at
     out.extend(raws[start:])
-    return out
+    return out, added
 
 
-def _frames(raws: list[bytes], max_bytes: int) -> list[bytes]:
-    """``events`` frames of these JSON items, no larger than ``max_bytes`` each (an oversized item goes alone).
+def _frames(raws: list[bytes], size: int, max_bytes: int) -> list[bytes]:
+    """``events`` frames of these JSON items (``size`` bytes with a comma each), no larger than
+    ``max_bytes`` each (an oversized item goes alone).
 
-    Built by joining the items' bytes: nothing is encoded again. Where the frames split is found
-    by bisection over the items' running sizes (summed in C), so even a dashboard that fell
-    far behind costs a few Python steps per frame, not per item."""
+    Built by joining the items' bytes: nothing is encoded again, and a batch that fits (the usual
+    case) is one join. Otherwise where the frames split is found by bisection over the items'
+    running sizes (summed in C), so even a dashboard that fell far behind costs a few Python
+    steps per frame, not per item."""
     budget = max(1024, max_bytes - 64)
-    ends = list(map(operator.add, itertools.accumulate(map(len, raws)), range(1, len(raws) + 1)))  # with commas
-    if not ends:
+    if not raws:
         return []
-    if ends[-1] <= budget:
+    if size <= budget:
         return [_EVENTS_HEAD + b",".join(raws) + _EVENTS_TAIL]
+    ends = list(map(operator.add, itertools.accumulate(map(len, raws)), range(1, len(raws) + 1)))  # with commas
     frames: list[bytes] = []
     start, base = 0, 0
     while start < len(raws):
