@@ -6,11 +6,15 @@ retryable and attempts remain, announcing each retry as a ``status`` Output. Out
 already streamed by a failed attempt stays streamed (dashboards saw it); the final
 Outcome only carries the successful attempt's text. Delays are deterministic (no
 jitter): one sidecar runs one task at a time, so there is no herd to spread.
+
+The final Outcome says how many attempts were made in ``extra["attempts"]`` (success or
+failure); the dispatcher reports it as RESULT ``attempts``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import AsyncGenerator, Callable
@@ -65,6 +69,8 @@ async def with_retries(attempt: Callable[[], AsyncGenerator[Step, None]], policy
         try:
             async with aclosing(attempt()) as steps:
                 async for step in steps:
+                    if isinstance(step, Outcome):
+                        step = dataclasses.replace(step, extra={**step.extra, "attempts": str(number)})
                     yield step
             return
         except BackendError as exc:

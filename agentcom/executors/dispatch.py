@@ -148,5 +148,15 @@ class Dispatcher:
                                         if cost.equivalent_claude_cost_usd is not None else None),
             execution_ms=execution_ms,
             price_table=self.prices.version,
+            attempts=_attempts(outcome),
         )
         return Finished(result=result, error=error, retryable=outcome.retryable if error is not None else False)
+
+
+def _attempts(outcome: Outcome) -> int | None:
+    """The backend attempts the executor made (its retries included), when it counted them."""
+    value = outcome.extra.get("attempts")
+    try:
+        return int(value) if value is not None and int(value) >= 0 else None
+    except ValueError:
+        return None

@@ -46,7 +46,7 @@ async def test_streams_text_and_reports_usage(make_task: Any, recorder: Any, pri
     assert "".join(o.text for o in tokens) == result.output == reply_for(task_prompt(task))
     counts = [o.tokens_so_far for o in tokens]
     assert counts == sorted(counts) and counts[0] >= 1
-    assert finished.ok and result.status == "success"
+    assert finished.ok and result.status == "success" and result.attempts == 1
     assert result.model_used == "simulated-claude-sonnet-4-5"
     assert result.tokens_in > 0 and result.tokens_out > 0
     assert result.cache_read_tokens == result.cache_write_tokens == 0
@@ -79,6 +79,7 @@ async def test_transient_errors_are_retried(make_task: Any, recorder: Any, price
     finished = await dispatcher(prices, workdir, anthropic_standin, fast_retry).execute(claude_task(make_task), recorder)
     assert finished.ok
     assert len(anthropic_standin.requests) == 3
+    assert finished.result.attempts == 3  # RESULT says how many tries the answer took
     retries = recorder.texts("status")
     assert len(retries) == 2 and all(f"Anthropic API {status}" in t for t in retries)
 
@@ -100,6 +101,7 @@ async def test_retries_run_out(make_task: Any, recorder: Any, prices: PriceTable
     assert finished.error is not None
     assert "529 overloaded_error: Overloaded (after 3 attempts)" in finished.error
     assert finished.retryable is True and finished.result.status == "failed"
+    assert finished.result.attempts == 3
     assert finished.result.tokens_in == 0 and finished.result.estimated_cost_usd == 0
 
 

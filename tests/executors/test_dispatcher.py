@@ -194,6 +194,18 @@ async def test_huge_output_is_cut_to_the_wire_limit(make_task: Any, recorder: An
     wire_valid(finished, task)
 
 
+@pytest.mark.parametrize(("extra", "attempts"), [({"attempts": "2"}, 2), ({}, None), ({"attempts": "many"}, None)])
+async def test_result_attempts_come_from_the_executor(make_task: Any, recorder: Any, prices: PriceTable,
+                                                      workdir: Path, extra: dict[str, str], attempts: int | None) -> None:
+    """RESULT ``attempts`` is the executor's count of backend tries; absent when it counted none."""
+    outcome = ok("claude-sonnet-4-5", extra=extra)
+    dispatcher = Dispatcher(prices, workdir=workdir, executors={"claude": ScriptedExecutor("claude", [outcome])})
+    task = make_task("claude", model="claude-sonnet-4-5")
+    finished = await dispatcher.execute(task, recorder)
+    assert finished.result.attempts == attempts
+    wire_valid(finished, task)
+
+
 def test_reference_model_must_be_priced(prices: PriceTable, workdir: Path) -> None:
     with pytest.raises(PricingError, match="reference model 'llama3'"):
         Dispatcher(prices, workdir=workdir, reference_model="llama3")

@@ -74,6 +74,7 @@ async def test_transient_errors_are_retried(make_task: Any, recorder: Any, price
     finished = await dispatcher(prices, workdir, fast_retry).execute(task, recorder)
     assert finished.ok
     assert len(ollama_standin.requests) == 3
+    assert finished.result.attempts == 3  # RESULT says how many tries the answer took
     retries = recorder.texts("status")
     assert len(retries) == 2 and all(f"answered {status}" in t and "retrying" in t for t in retries)
     assert "attempt 2 of 3" in retries[0] and "attempt 3 of 3" in retries[1]
@@ -87,6 +88,7 @@ async def test_retries_run_out(make_task: Any, recorder: Any, prices: PriceTable
     assert finished.error is not None and "answered 500" in finished.error and "after 3 attempts" in finished.error
     assert finished.retryable is True
     assert finished.result.status == "failed" and finished.result.estimated_cost_usd == 0
+    assert finished.result.attempts == 3
     assert len(ollama_standin.requests) == 3
     assert recorder.texts("error") == [finished.error]
 
