@@ -26,6 +26,7 @@ from agentcom.executors._retry import RetryPolicy
 from agentcom.executors.base import Executor, Outcome, Output
 from agentcom.executors.claude import ClaudeExecutor
 from agentcom.executors.ollama import OllamaExecutor
+from agentcom.executors.process_groups import ProcessGroup
 from agentcom.executors.shell import ShellExecutor
 from agentcom.pricing import DEFAULT_REFERENCE_MODEL, PriceTable
 from agentcom.protocol.messages import ExecutionResult, TaskAssign
@@ -67,12 +68,13 @@ class Dispatcher:
     def __init__(self, prices: PriceTable, *, workdir: str | Path, ollama_url: str | None = None,
                  ollama_model: str | None = None, anthropic_base_url: str | None = None,
                  anthropic_api_key: str | None = None, reference_model: str = DEFAULT_REFERENCE_MODEL,
-                 retry: RetryPolicy | None = None, executors: Mapping[str, Executor] | None = None) -> None:
+                 retry: RetryPolicy | None = None, executors: Mapping[str, Executor] | None = None,
+                 on_spawn: Callable[[ProcessGroup], None] | None = None) -> None:
         prices.check_reference(reference_model)  # a bad reference model is a start-up error
         self.prices = prices
         self.reference_model = reference_model
         self._executors: dict[str, Executor] = {}
-        self.register(ShellExecutor(workdir))
+        self.register(ShellExecutor(workdir, on_spawn=on_spawn))
         self.register(OllamaExecutor(default_url=ollama_url, default_model=ollama_model, retry=retry))
         self.register(ClaudeExecutor(api_key=anthropic_api_key, base_url=anthropic_base_url, retry=retry))
         for target_type, executor in (executors or {}).items():

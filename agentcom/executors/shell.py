@@ -4,7 +4,9 @@ The command is split with ``shlex`` and executed directly; a shell is used only 
 ``metadata["shell"]`` is true. stdout and stderr are streamed line by line. The command
 runs in its own session (process group), so a timeout (``metadata["timeout_ms"]``,
 default 60 s) or a cancellation stops everything it started: SIGTERM to the group, then
-SIGKILL after a grace period.
+SIGKILL after a grace period. ``on_spawn`` hears of each group as it starts (the sidecar
+journals it, so a group that outlives a sidecar crash is killed when the sidecar starts again:
+see ``process_groups``).
 
 The child's environment is the sidecar's minus its secrets (API keys, AgentCom
 tokens), plus ``AGENTCOM_TASK_ID`` and ``AGENTCOM_GENERATION``. ``model_used`` is
@@ -20,9 +22,11 @@ import shlex
 import signal
 from collections import deque
 from pathlib import Path
-from typing import AsyncGenerator, Iterable, Mapping
+from typing import AsyncGenerator, Callable, Iterable, Mapping
 
+from agentcom.executors import process_groups
 from agentcom.executors.base import Outcome, Output, OutputKind, Step
+from agentcom.executors.process_groups import ProcessGroup
 from agentcom.protocol.messages import TaskAssign
 
 __all__ = ["ShellExecutor", "SCRUBBED_ENV", "MODEL_NAME"]
@@ -62,7 +66,8 @@ class ShellExecutor:
 
     def __init__(self, workdir: str | Path, *, default_timeout_ms: int = 60_000, kill_grace_s: float = 2.0,
                  max_output_chars: int = 524_288, max_line_chars: int = 65_536,
-                 scrub_env: Iterable[str] = SCRUBBED_ENV, env: Mapping[str, str] | None = None) -> None:
+                 scrub_env: Iterable[str] = SCRUBBED_ENV, env: Mapping[str, str] | None = None,
+                 on_spawn: Callable[[ProcessGroup], None] | None = None) -> None:
         self.workdir = Path(workdir)
         self.default_timeout_ms = default_timeout_ms
         self.kill_grace_s = kill_grace_s
@@ -70,6 +75,7 @@ class ShellExecutor:
         self.max_line_chars = max_line_chars
         self._scrub = frozenset(scrub_env)
         self._env = dict(env) if env is not None else None
+        self.on_spawn = on_spawn
 
     async def run(self, task: TaskAssign) -> AsyncGenerator[Step, None]:
         try:
@@ -86,6 +92,10 @@ class ShellExecutor:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_ms / 1000
         try:
+            if self.on_spawn is not None:  # inside the try: should recording fail, the group is still killed
+                group = process_groups.record(proc.pid, task.task_id, task.generation)
+                if group is not None:
+                    self.on_spawn(group)
             open_streams = len(pumps)
             timed_out = False
             # asyncio.timeout_at, not wait_for: on Python 3.11 wait_for swallows a cancel that arrives

@@ -7,6 +7,11 @@ the hub acknowledges its outcome (``task_ack``) or takes it away (``task_reassig
 ``running`` entry the hub continues is run again (the process that ran it is gone), a
 ``finished`` one has its stored final frame sent again.
 
+The journal also holds the process groups the running tasks' commands started
+(``process_groups``), from spawn until the run ends: a sidecar killed outright cannot stop
+them, so the next one to start on this state directory kills those still running before
+their tasks can run again.
+
 Each change rewrites the whole file through a temporary file, ``fsync`` and
 ``os.replace``, so a reader sees the old journal or the new one, never half of each.
 The file is small: at most ``concurrency`` running tasks plus unacknowledged outcomes.
@@ -26,6 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agentcom.errors import AgentComError
+from agentcom.executors.process_groups import ProcessGroup
 from agentcom.protocol import codec
 from agentcom.protocol import messages as m
 
@@ -80,6 +86,7 @@ class Journal:
         self.path = self.dir / JOURNAL_FILE
         self._lock_fd: int | None = None
         self._entries: dict[str, JournalEntry] = {}
+        self._groups: list[ProcessGroup] = []
         self._load()
 
     # ------------------------------------------------------------------ locking
@@ -119,6 +126,10 @@ class Journal:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def process_groups(self, task_id: str | None = None) -> list[ProcessGroup]:
+        """Recorded process groups (of one task, or all)."""
+        return [g for g in self._groups if task_id is None or g.task_id == task_id]
+
     # ------------------------------------------------------------------ changes
 
     def start(self, assign: m.TaskAssign) -> JournalEntry:
@@ -156,13 +167,28 @@ class Journal:
             self._save()
 
     def finish(self, frame: FinalFrame) -> None:
-        """Keep the outcome until the hub acknowledges it."""
+        """Keep the outcome until the hub acknowledges it (the run is over: its process groups are
+        forgotten in the same write)."""
         entry = self._entries.get(frame.task_id)
         if entry is None or entry.generation != frame.generation:
             return
         entry.state = "finished"
         entry.final = m.to_builtins(frame)
+        self._groups = [g for g in self._groups if (g.task_id, g.generation) != (frame.task_id, frame.generation)]
         self._save()
+
+    def add_process_group(self, group: ProcessGroup) -> None:
+        """Record a group a task's command just started (before it can outlive a crash unrecorded)."""
+        if group not in self._groups:
+            self._groups.append(group)
+            self._save()
+
+    def forget_process_groups(self, groups: list[ProcessGroup]) -> None:
+        """Forget groups that are gone (their run ended, or they were killed)."""
+        kept = [g for g in self._groups if g not in groups]
+        if len(kept) != len(self._groups):
+            self._groups = kept
+            self._save()
 
     def remove(self, task_id: str, generation: int | None = None) -> JournalEntry | None:
         entry = self._entries.get(task_id)
@@ -187,14 +213,18 @@ class Journal:
                 entry = JournalEntry(**item)
                 entry.assign_frame()  # the frame must still read as a task_assign
                 self._entries[entry.task_id] = entry
+            self._groups = [ProcessGroup(**item) for item in data.get("process_groups", [])]
         except Exception as exc:  # noqa: BLE001  any damage: keep the file aside, never crash on it
             aside = self.path.with_name(f"{JOURNAL_FILE}.corrupt-{int(time.time())}")
             os.replace(self.path, aside)
             self._entries.clear()
+            self._groups.clear()
             log.error("sidecar journal %s is unreadable (%s); moved to %s and starting empty", self.path, exc, aside)
 
     def _save(self) -> None:
-        data = {"version": JOURNAL_VERSION, "tasks": [asdict(e) for e in self._entries.values()]}
+        data: dict[str, Any] = {"version": JOURNAL_VERSION, "tasks": [asdict(e) for e in self._entries.values()]}
+        if self._groups:  # absent when empty: journals stay as older sidecars wrote them
+            data["process_groups"] = [asdict(g) for g in self._groups]
         write_atomic(self.path, json.dumps(data, separators=(",", ":")).encode())
 
 

@@ -7,7 +7,10 @@ tasks at once through a dispatcher. What it guarantees:
 - every accepted task is journalled first (``journal.py``) and stays there until the hub
   acknowledges its outcome, so neither a dropped connection nor a crash loses it;
 - on (re)connect the journal is offered as ``identify.resume``: a task the hub continues is
-  carried on (or run again after a crash, since its process died), one it reassigns is dropped;
+  carried on (or run again after a crash), one it reassigns is dropped;
+- a shell command's process group is journalled when it spawns; on start-up, and again before a
+  journalled task is run again or let go, every group a killed predecessor left running is
+  killed (``_reap_orphans``), so a task never runs twice at once;
 - frames produced while disconnected wait in the outbox and go out once the resume answers
   are in, minus those of tasks that are no longer ours;
 - ``task_cancelled`` stops the work at once and nothing more is sent for that generation;
@@ -31,7 +34,9 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
 
 from agentcom.errors import AgentComError, HubUnavailable, ProtocolError
+from agentcom.executors import process_groups
 from agentcom.executors.base import Output
+from agentcom.executors.process_groups import ProcessGroup
 from agentcom.protocol import codec
 from agentcom.protocol import messages as m
 from agentcom.routing.addresses import parse_address
@@ -53,6 +58,7 @@ _REFUSING_ERRORS = {"stale_generation", "not_found"}
 REPORT_MIN_GAP_S = 1.0  # resource reports at most this often, however often tasks start and end
 STORE_RETRY_S = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)  # an outcome the hub could not store is offered again after these
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+ORPHAN_WAIT_S = 10.0  # how long start-up waits for killed orphan process groups to be gone
 
 
 class SidecarRefused(HubUnavailable):
@@ -130,6 +136,7 @@ class Sidecar:
         self._runs_changed = asyncio.Event()
         self._reports_refused = False  # the hub does not know resource_report (an older hub)
         self._store_retries: dict[str, int] = {}  # task_id -> outcomes refused with store_unavailable so far
+        self._own_groups: set[ProcessGroup] = set()  # groups this process spawned; the journal's others are orphans
 
     # ------------------------------------------------------------------ public
 
@@ -149,6 +156,7 @@ class Sidecar:
         """Serve until ``stop()``. Raises SidecarRefused / HubUnavailable when it cannot start."""
         self.journal.lock()
         try:
+            await self._reap_orphans()
             if self._runner is None:
                 self._runner = self._make_dispatcher()
             serving = asyncio.create_task(self._connect_loop())
@@ -199,6 +207,47 @@ class Sidecar:
         await self.outbox.drained()
         while self._conn is not None and any(e.state == "finished" for e in self.journal.entries()):
             await asyncio.sleep(0.02)
+
+    # ------------------------------------------------------------------ orphaned commands
+
+    async def _reap_orphans(self) -> None:
+        """Kill the process groups a killed predecessor left running, and wait for them to go.
+
+        Why before connecting: the hub may answer the resume with ``task_continue`` at once, and the
+        task would run again while its first command still runs. A group still there after
+        ``ORPHAN_WAIT_S`` (stuck in the kernel) stays journalled and is killed again before its task
+        runs or is let go."""
+        orphans = self._kill_orphans()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ORPHAN_WAIT_S
+        while (left := [g for g in orphans if process_groups.alive(g)]) and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for group in left:
+            log.error("process group %d of task %s survived SIGKILL for %.0fs; still journalled",
+                      group.pgid, group.task_id, ORPHAN_WAIT_S)
+        self.journal.forget_process_groups([g for g in orphans if g not in left])
+
+    def _kill_orphans(self, task_id: str | None = None) -> list[ProcessGroup]:
+        """SIGKILL the journalled groups (of one task, or all) this process did not spawn; returns them.
+
+        Each is killed only if it is still that very group (``process_groups.kill`` checks the
+        leader's start time, or the task's mark in a member's environment)."""
+        orphans = [g for g in self.journal.process_groups(task_id) if g not in self._own_groups]
+        for group in orphans:
+            if process_groups.kill(group):
+                log.warning("killed process group %d of task %s (generation %d): a previous sidecar process "
+                            "left it running", group.pgid, group.task_id, group.generation)
+        return orphans
+
+    def _release_orphans(self, task_id: str) -> None:
+        """Before a journalled task runs again or is let go: no command of an earlier run may go on."""
+        orphans = self._kill_orphans(task_id)
+        self.journal.forget_process_groups([g for g in orphans if not process_groups.alive(g)])
+
+    def _process_spawned(self, group: ProcessGroup) -> None:
+        """The shell executor started a command: journal its group before it can outlive a crash."""
+        self._own_groups.add(group)
+        self.journal.add_process_group(group)
 
     # ------------------------------------------------------------------ connection
 
@@ -454,6 +503,7 @@ class Sidecar:
             self.outbox.put(m.TaskAccepted(task_id=entry.task_id, generation=entry.generation))
         if frame.task_id in self._runs:
             return  # still running here: the connection dropped, the work did not
+        self._release_orphans(frame.task_id)  # normally done at start-up; a survivor gets one more SIGKILL
         entry = self.journal.rerun(frame.task_id) or entry
         log.info("task %s: hub continues it after a restart; running it again (run %d)", frame.task_id, entry.runs)
         self._start(entry.assign_frame(), first_seq=entry.seq_reserved + 1,
@@ -529,6 +579,7 @@ class Sidecar:
             generation = run.assign.generation if generation is None else generation
         self.outbox.discard(task_id, generation)
         self.journal.remove(task_id, generation)
+        self._release_orphans(task_id)  # a task let go after a crash: its first command must not run on
 
     # ------------------------------------------------------------------ running tasks
 
@@ -560,20 +611,31 @@ class Sidecar:
             final = fit_frame(_final_frame(assign, finished), self.max_frame_bytes - FRAME_MARGIN)
         except asyncio.CancelledError:
             emitter.discard()
+            self._run_ended(assign, forget=True)
             raise
         except Exception as exc:  # noqa: BLE001  an executor bug must still end the task, not the sidecar
             log.exception("task %s crashed the executor", assign.task_id)
             final = m.TaskFailed(task_id=assign.task_id, generation=assign.generation,
                                  error=f"sidecar error: {type(exc).__name__}: {exc}"[:4000], retryable=True)
         if self._runs.get(assign.task_id) is not run:
+            self._run_ended(assign, forget=True)
             return  # cancelled, reassigned or stopped while finishing
         emitter.close()
-        self.journal.finish(final)
+        self.journal.finish(final)  # forgets the run's process groups in the same write
+        self._run_ended(assign, forget=False)
         self.outbox.put(final)
         del self._runs[assign.task_id]
         self._runs_changed.set()
         log.info("task %s: %s", assign.task_id,
                  "complete" if isinstance(final, m.TaskComplete) else f"failed: {final.error.splitlines()[0][:200]}")
+
+    def _run_ended(self, assign: m.TaskAssign, *, forget: bool) -> None:
+        """A run is over, and the executor has stopped its commands (it kills its process group before
+        it returns or raises): its groups are no longer anyone's to kill."""
+        ended = [g for g in self._own_groups if (g.task_id, g.generation) == (assign.task_id, assign.generation)]
+        self._own_groups.difference_update(ended)
+        if forget:
+            self.journal.forget_process_groups(ended)
 
     # ------------------------------------------------------------------ setup
 
@@ -651,7 +713,8 @@ class Sidecar:
             self._announce(serves("local"))
             if local.model_name not in self.models:
                 self.models.append(local.model_name)
-        return Dispatcher(prices, workdir=self.workdir, ollama_url=self.ollama_url, executors=executors, **options)
+        return Dispatcher(prices, workdir=self.workdir, ollama_url=self.ollama_url, executors=executors,
+                          on_spawn=self._process_spawned, **options)
 
 
 def _final_frame(assign: m.TaskAssign, finished: Any) -> FinalFrame:

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from agentcom.executors import Outcome, Output, ShellExecutor
+from agentcom.executors import Outcome, Output, ShellExecutor, process_groups
+from agentcom.executors.process_groups import ProcessGroup
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("anyio_backend")]  # one backend (see conftest)
 PY = sys.executable
@@ -84,6 +85,25 @@ async def test_unrunnable_tasks_fail_without_retry(make_task: Any, workdir: Path
 async def test_missing_workdir(make_task: Any, tmp_path: Path) -> None:
     _, outcome = await run(ShellExecutor(tmp_path / "gone"), shell_task(make_task, "true"))
     assert outcome.error is not None and "does not exist" in outcome.error
+
+
+async def test_each_spawned_group_is_reported_while_it_runs(make_task: Any, workdir: Path) -> None:
+    """``on_spawn`` hears of the command's group (pid, start time) before its output, while it runs:
+    what the sidecar journals to kill it after a crash."""
+    seen: list[tuple[ProcessGroup, bool]] = []
+
+    def spawned(group: ProcessGroup) -> None:
+        seen.append((group, process_groups.alive(group)))
+        (workdir / "go").touch()  # the command waits for this: it cannot have ended before the check
+
+    executor = ShellExecutor(workdir, on_spawn=spawned)
+    command = "echo $$; while [ ! -e go ]; do sleep 0.01; done"
+    task = make_task("sidecar", metadata={"shell_command": command, "shell": True}, task_id="t-9", generation=4)
+    outputs, outcome = await run(executor, task)
+    assert outcome.ok
+    [(group, running)] = seen
+    assert running and (group.task_id, group.generation, group.pgid) == ("t-9", 4, int(outputs[0].text))
+    assert group.start_time >= 0 and not process_groups.alive(group)  # and reaped with the run
 
 
 async def test_timeout_kills_the_process_group(make_task: Any, workdir: Path, pid_alive: Any,

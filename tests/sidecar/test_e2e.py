@@ -35,6 +35,14 @@ def journal_state(state_dir: Path, task_id: str) -> str | None:
     return next((t["state"] for t in tasks if t["task_id"] == task_id), None)
 
 
+def first_run_hangs(pid_file: Path, then: str = "finished") -> str:
+    """Records its pid; the first run then sleeps a minute (it can only end by being killed), later
+    runs print ``then`` at once. So a first run left behind by a crash is still there to be seen."""
+    return python(f"import os, sys, time; f = open({str(pid_file)!r}, 'a'); f.write(f'{{os.getpid()}}\\n'); f.close()\n"
+                  f"if len(open({str(pid_file)!r}).read().split()) == 1: time.sleep(60)\n"
+                  f"print({then!r})")
+
+
 def started(pid_file: Path) -> bool:
     return pid_file.exists() and bool(pid_file.read_text().strip())
 
@@ -164,26 +172,33 @@ async def test_retryable_failures_end_in_dead_letter(tmp_path: Path) -> None:
 
 @pytest.mark.anyio
 async def test_a_sidecar_killed_mid_task_resumes_it_after_restart(tmp_path: Path) -> None:
+    """The command the killed sidecar left running is killed by the restarted one before the task runs again."""
     # a lease long enough for the restart, so the hub answers the resume with task_continue
     async with e2e(tmp_path, lease_ms=20_000) as env:
         api = env.api
         pid_file = tmp_path / "pids"
         sidecar = await env.sidecar("agent-1")
-        task_id = await api.shell(pid_then_sleep(pid_file, 1.0, then="finished"))
+        task_id = await api.shell(first_run_hangs(pid_file))
         await eventually(lambda: started(pid_file), "the command to start")
+        orphan = int(pid_file.read_text().split()[0])
         generation = (await api.task(task_id))["generation"]
-        sidecar.send_signal(signal.SIGKILL)
-        await sidecar.wait()
-        kill_quietly(int(pid_file.read_text().split()[0]))  # the orphan must not finish the task for it
+        try:
+            sidecar.send_signal(signal.SIGKILL)
+            await sidecar.wait()
+            assert pid_alive(orphan)  # nothing stopped it: it outlives its sidecar
 
-        await sidecar.start()  # same agent, same state dir: the journal offers the task for resume
-        task = await eventually(lambda: api.status_is(task_id, "completed"), "the resumed task to complete")
+            await sidecar.start()  # same agent, same state dir: the journal offers the task for resume
+            task = await eventually(lambda: api.status_is(task_id, "completed"), "the resumed task to complete")
+            assert not pid_alive(orphan)  # killed before the task ran again, so it never ran twice at once
+        finally:
+            kill_quietly(orphan)  # only if the test failed: it sleeps a minute
         assert task["result"]["output"].strip() == "finished"
         assert task["generation"] == generation  # continued, not reassigned
-        assert len(pid_file.read_text().split()) == 2  # and really run again: the first run died with the sidecar
+        assert len(pid_file.read_text().split()) == 2  # and really run again
         rows = await api.executions(task_id)
         assert len(rows) == 1 and rows[0]["status"] == "success"
         assert "running it again" in sidecar.output()
+        assert f"killed process group {orphan} of task {task_id}" in sidecar.output()
 
 
 @pytest.mark.anyio
@@ -192,16 +207,21 @@ async def test_a_sidecar_back_after_its_lease_drops_the_task_the_hub_reclaimed(t
         api = env.api
         pid_file = tmp_path / "pids"
         sidecar = await env.sidecar("agent-1")
-        task_id = await api.shell(pid_then_sleep(pid_file, 0.5, then="finished"))
+        task_id = await api.shell(first_run_hangs(pid_file))
         await eventually(lambda: started(pid_file), "the command to start")
+        orphan = int(pid_file.read_text().split()[0])
         generation = (await api.task(task_id))["generation"]
-        sidecar.send_signal(signal.SIGKILL)
-        await sidecar.wait()
-        kill_quietly(int(pid_file.read_text().split()[0]))
-        await eventually(lambda: api.status_is(task_id, "queued"), "the hub to reclaim the task")
+        try:
+            sidecar.send_signal(signal.SIGKILL)
+            await sidecar.wait()
+            await eventually(lambda: api.status_is(task_id, "queued"), "the hub to reclaim the task")
+            assert pid_alive(orphan)
 
-        await sidecar.start()
-        task = await eventually(lambda: api.status_is(task_id, "completed"), "the reassigned task to complete")
+            await sidecar.start()
+            task = await eventually(lambda: api.status_is(task_id, "completed"), "the reassigned task to complete")
+            assert not pid_alive(orphan)  # the task was let go and run anew: its first command is gone
+        finally:
+            kill_quietly(orphan)  # only if the test failed: it sleeps a minute
         assert task["generation"] > generation
         assert "reassigned it; dropping it" in sidecar.output()
         rows = await api.executions(task_id)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from agentcom.executors.process_groups import ProcessGroup
 from agentcom.protocol import messages as m
 from agentcom.sidecar.journal import JOURNAL_FILE, Journal, JournalError
 
@@ -71,6 +72,32 @@ def test_a_damaged_journal_is_kept_aside_not_fatal(tmp_path: Path) -> None:
     assert any(p.name.startswith(f"{JOURNAL_FILE}.corrupt-") for p in tmp_path.iterdir())
     journal.start(assign())
     assert len(Journal(tmp_path)) == 1
+
+
+def test_process_groups_survive_a_restart_until_their_run_ends(tmp_path: Path) -> None:
+    """What a sidecar killed mid-task leaves for the next one to kill; gone once the run is over."""
+    journal = Journal(tmp_path)
+    journal.start(assign("task-a", 2))
+    first = ProcessGroup(task_id="task-a", generation=2, pgid=4242, start_time=777, boot_id="boot")
+    other = ProcessGroup(task_id="task-b", generation=1, pgid=4343, start_time=778, boot_id=None)
+    journal.add_process_group(first)
+    journal.add_process_group(other)
+    assert Journal(tmp_path).process_groups() == [first, other]
+    assert Journal(tmp_path).process_groups("task-a") == [first]
+
+    journal.finish(m.TaskComplete(task_id="task-a", generation=2, result=result()))
+    assert Journal(tmp_path).process_groups() == [other]  # the run ended: its group went with it
+    journal.forget_process_groups([other])
+    assert Journal(tmp_path).process_groups() == []
+
+
+def test_a_damaged_process_group_record_is_kept_aside(tmp_path: Path) -> None:
+    """A record naming pid 0 would make killpg hit the sidecar's own group: the journal is not trusted."""
+    record = {"task_id": "t", "generation": 1, "pgid": 0, "start_time": 5, "boot_id": None}
+    (tmp_path / JOURNAL_FILE).write_text(json.dumps({"version": 1, "tasks": [], "process_groups": [record]}))
+    journal = Journal(tmp_path)
+    assert journal.process_groups() == []
+    assert any(p.name.startswith(f"{JOURNAL_FILE}.corrupt-") for p in tmp_path.iterdir())
 
 
 def test_two_sidecars_cannot_share_a_state_dir(tmp_path: Path) -> None:
