@@ -109,16 +109,23 @@ class ClaudeExecutor:
         self.timeout_s = timeout_s
         self.default_model = default_model
 
+    def refusal(self, task: TaskAssign) -> str | None:
+        """Why this sidecar cannot run ``task`` (it has no API key), or None. A sidecar set-up problem:
+        another sidecar, with a key, can run the task."""
+        if not (self.api_key or os.environ.get("ANTHROPIC_API_KEY")):
+            return "no Anthropic API key: set ANTHROPIC_API_KEY or configure the sidecar's key"
+        return None
+
     async def run(self, task: TaskAssign) -> AsyncGenerator[Step, None]:
         model = task.routing_decision.selected_model or self.default_model
         key = self.api_key or os.environ.get("ANTHROPIC_API_KEY")
-        if not model:
+        if not model:  # the routing's omission, the same on every sidecar
             yield Outcome(output="", model_used=None, retryable=False,
                           error="no Claude model: the routing decision has no selected_model")
             return
-        if not key:
-            yield Outcome(output="", model_used=model, retryable=False,
-                          error="no Anthropic API key: set ANTHROPIC_API_KEY or configure the sidecar's key")
+        refusal = self.refusal(task)
+        if refusal is not None or not key:
+            yield Outcome(output="", model_used=model, retryable=True, error=refusal or "no Anthropic API key")
             return
         request = self._request(task, model)
         async with aclosing(with_retries(lambda: self._attempt(key, request), self.retry,

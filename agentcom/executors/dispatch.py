@@ -10,6 +10,15 @@ for ``task_failed``. Executors are registered by target type (``sidecar`` = shel
 
 Cost is priced here, once, with the price table's version recorded. An unpriced cloud
 model is reported with a null cost and a warning Output, never as free.
+
+``retryable`` says whether another attempt could succeed, not whether this one was the
+task's fault: a problem with this sidecar's own set-up (no executor for the target, no API
+key, no Ollama endpoint, no workdir) is retryable, since another sidecar can run the task;
+``refusal`` names it before the task is accepted, so the sidecar can reject the task
+instead. An executor that crashes (an unexpected exception, or no outcome) is retryable too:
+nothing says the next attempt will meet the same fault, and ``max_attempts`` bounds the cost
+of being wrong. Non-retryable is kept for what is known to fail everywhere: a bad task
+(no command, bad metadata), a non-zero exit, a 4xx from the API.
 """
 
 from __future__ import annotations
@@ -91,6 +100,19 @@ class Dispatcher:
     def executor_for(self, target_type: str) -> Executor | None:
         return self._executors.get(target_type)
 
+    def refusal(self, task: TaskAssign) -> str | None:
+        """Why this sidecar cannot run ``task`` (its set-up lacks what the task needs), or None.
+
+        Asked before the task is accepted: the sidecar then rejects it, and the hub gives it to
+        another sidecar. Only the sidecar's own set-up counts here; a bad task is for ``execute``
+        to fail."""
+        target = task.routing_decision.target_type
+        executor = self._executors.get(target)
+        if executor is None:
+            return f"no executor for target type {target!r} on this sidecar (it has: {', '.join(self.target_types)})"
+        check = getattr(executor, "refusal", None)  # optional: executors with set-up needs have one
+        return check(task) if check is not None else None
+
     async def execute(self, task: TaskAssign, on_output: OnOutput) -> Finished:
         """Run ``task``, passing each Output to ``on_output``; cancellation propagates
         (after the executor has stopped its process or stream)."""
@@ -98,9 +120,8 @@ class Dispatcher:
         target = task.routing_decision.target_type
         executor = self._executors.get(target)
         if executor is None:
-            outcome = Outcome(output="", model_used=task.routing_decision.selected_model, retryable=False,
-                              error=f"no executor for target type {target!r} on this sidecar "
-                                    f"(it has: {', '.join(self.target_types)})")
+            outcome = Outcome(output="", model_used=task.routing_decision.selected_model, retryable=True,
+                              error=self.refusal(task))
         else:
             outcome = await self._drive(executor, task, on_output)
         execution_ms = int((time.monotonic() - started) * 1000)
@@ -113,14 +134,14 @@ class Dispatcher:
             while True:
                 try:
                     step = await anext(steps)
-                except StopAsyncIteration:
-                    return Outcome(output="", model_used=fallback_model, retryable=False,
+                except StopAsyncIteration:  # an executor bug: retryable, like a crash
+                    return Outcome(output="", model_used=fallback_model, retryable=True,
                                    error=f"{target} executor ended without an outcome")
                 except ExecutorError as exc:
                     return Outcome(output="", model_used=fallback_model, error=str(exc), retryable=exc.retryable)
                 except Exception as exc:  # an executor bug must fail the task, not the sidecar
                     log.exception("%s executor crashed on task %s", target, task.task_id)
-                    return Outcome(output="", model_used=fallback_model, retryable=False,
+                    return Outcome(output="", model_used=fallback_model, retryable=True,
                                    error=f"{target} executor crashed: {type(exc).__name__}: {exc}")
                 if isinstance(step, Outcome):
                     return step

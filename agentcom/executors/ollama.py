@@ -46,17 +46,24 @@ class OllamaExecutor:
         self.retry = retry or RetryPolicy()
         self.timeout = httpx.Timeout(read_timeout_s, connect=connect_timeout_s)
 
+    def refusal(self, task: TaskAssign) -> str | None:
+        """Why this sidecar cannot run ``task``, or None: the routing names no endpoint (or no model) and
+        this sidecar has no ``ollama_url`` (or default model). A sidecar set-up problem: another
+        sidecar, configured with one, can run the task."""
+        decision = task.routing_decision
+        if not (decision.selected_endpoint or self.default_url):
+            return "no Ollama endpoint: the routing decision has none and no ollama_url is configured"
+        if not (decision.selected_model or self.default_model):
+            return "no Ollama model: the routing decision has none and no default model is configured"
+        return None
+
     async def run(self, task: TaskAssign) -> AsyncGenerator[Step, None]:
         decision = task.routing_decision
         endpoint = decision.selected_endpoint or self.default_url
         model = decision.selected_model or self.default_model
-        if not endpoint:
-            yield Outcome(output="", model_used=model, retryable=False,
-                          error="no Ollama endpoint: the routing decision has none and no ollama_url is configured")
-            return
-        if not model:
-            yield Outcome(output="", model_used=None, retryable=False,
-                          error="no Ollama model: the routing decision has none and no default model is configured")
+        refusal = self.refusal(task)
+        if refusal is not None or not endpoint or not model:
+            yield Outcome(output="", model_used=model, retryable=True, error=refusal or "no Ollama endpoint or model")
             return
         host = endpoint_url(endpoint)
         messages = [{"role": "system", "content": system_prompt(task)}, {"role": "user", "content": task_prompt(task)}]

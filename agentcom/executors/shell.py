@@ -56,7 +56,11 @@ class _Tail:
 
 
 class _Failure(Exception):
-    """A task that cannot be started; becomes a non-retryable Outcome."""
+    """A task that cannot be started; becomes a failed Outcome (``retryable``: another sidecar could)."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class ShellExecutor:
@@ -77,12 +81,18 @@ class ShellExecutor:
         self._env = dict(env) if env is not None else None
         self.on_spawn = on_spawn
 
+    def refusal(self, task: TaskAssign) -> str | None:
+        """Why this sidecar cannot run ``task`` whatever the task says (its workdir is gone), or None."""
+        if not self.workdir.is_dir():
+            return f"workdir {str(self.workdir)!r} does not exist or is not a directory"
+        return None
+
     async def run(self, task: TaskAssign) -> AsyncGenerator[Step, None]:
         try:
             argv, timeout_ms = self._parse(task)
             proc = await self._spawn(argv, task)
         except _Failure as exc:
-            yield Outcome(output="", model_used=MODEL_NAME, error=str(exc), retryable=False)
+            yield Outcome(output="", model_used=MODEL_NAME, error=str(exc), retryable=exc.retryable)
             return
         stdout, stderr = _Tail(self.max_output_chars), _Tail(4_000)
         queue: asyncio.Queue[Output | None] = asyncio.Queue()
@@ -159,8 +169,9 @@ class ShellExecutor:
         return argv, int(timeout_ms)
 
     async def _spawn(self, argv: list[str], task: TaskAssign) -> asyncio.subprocess.Process:
-        if not self.workdir.is_dir():
-            raise _Failure(f"workdir {str(self.workdir)!r} does not exist or is not a directory")
+        refusal = self.refusal(task)
+        if refusal is not None:
+            raise _Failure(refusal, retryable=True)  # this sidecar's set-up, not the task: another may run it
         base = self._env if self._env is not None else os.environ
         env = {k: v for k, v in base.items() if k not in self._scrub}
         env.update(AGENTCOM_TASK_ID=task.task_id, AGENTCOM_GENERATION=str(task.generation))

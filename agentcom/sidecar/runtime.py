@@ -11,6 +11,8 @@ tasks at once through a dispatcher. What it guarantees:
 - a shell command's process group is journalled when it spawns; on start-up, and again before a
   journalled task is run again or let go, every group a killed predecessor left running is
   killed (``_reap_orphans``), so a task never runs twice at once;
+- a task this sidecar's set-up cannot run (no executor for its target, no API key, no Ollama
+  endpoint: ``Dispatcher.refusal``) is answered ``task_rejected``, and the hub gives it to another;
 - frames produced while disconnected wait in the outbox and go out once the resume answers
   are in, minus those of tasks that are no longer ours;
 - ``task_cancelled`` stops the work at once and nothing more is sent for that generation;
@@ -482,6 +484,14 @@ class Sidecar:
         if len(self._runs) >= self.concurrency:
             self.outbox.put(m.TaskRejected(task_id=assign.task_id, generation=assign.generation, reason="busy"))
             return
+        refusal = getattr(self._runner, "refusal", None)  # a stand-in runner may not say
+        reason = refusal(assign) if refusal is not None else None
+        if reason:
+            # this sidecar's set-up, not the task: back to the queue, for a sidecar that can run it
+            log.warning("task %s: rejected, this sidecar cannot run it: %s", assign.task_id, reason)
+            self.outbox.put(m.TaskRejected(task_id=assign.task_id, generation=assign.generation,
+                                           reason=f"cannot run it here: {reason}"[:4000]))
+            return
         entry = self.journal.start(assign)
         self.outbox.put(m.TaskAccepted(task_id=assign.task_id, generation=assign.generation))
         log.info("task %s (generation %d, %s): accepted", assign.task_id, assign.generation,
@@ -614,6 +624,8 @@ class Sidecar:
             self._run_ended(assign, forget=True)
             raise
         except Exception as exc:  # noqa: BLE001  an executor bug must still end the task, not the sidecar
+            # retryable, as the dispatcher rules for an executor crash: nothing says the next attempt
+            # meets the same fault, and max_attempts bounds the cost of being wrong
             log.exception("task %s crashed the executor", assign.task_id)
             final = m.TaskFailed(task_id=assign.task_id, generation=assign.generation,
                                  error=f"sidecar error: {type(exc).__name__}: {exc}"[:4000], retryable=True)

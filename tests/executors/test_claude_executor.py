@@ -125,13 +125,20 @@ async def test_unknown_model_is_not_retried(make_task: Any, recorder: Any, price
     assert not finished.retryable
 
 
-async def test_missing_api_key(make_task: Any, recorder: Any, prices: PriceTable, workdir: Any,
-                               anthropic_standin: AnthropicStandin, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_missing_api_key_is_the_sidecars_problem_and_retryable(
+        make_task: Any, recorder: Any, prices: PriceTable, workdir: Any, anthropic_standin: AnthropicStandin,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sidecar without a key cannot run the task; one with a key can: refused up front, retryable if run."""
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     d = Dispatcher(prices, workdir=workdir, anthropic_base_url=anthropic_standin.url)
-    finished = await d.execute(claude_task(make_task), recorder)
-    assert finished.error is not None and "ANTHROPIC_API_KEY" in finished.error and not finished.retryable
+    task = claude_task(make_task)
+    refusal = d.refusal(task)
+    assert refusal is not None and "ANTHROPIC_API_KEY" in refusal
+    finished = await d.execute(task, recorder)
+    assert finished.error == refusal and finished.retryable
     assert anthropic_standin.requests == []
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "env-key")
+    assert d.refusal(task) is None
 
 
 async def test_api_key_from_environment(make_task: Any, recorder: Any, prices: PriceTable, workdir: Any,
@@ -144,8 +151,11 @@ async def test_api_key_from_environment(make_task: Any, recorder: Any, prices: P
 
 async def test_no_model_is_a_clear_failure(make_task: Any, recorder: Any, prices: PriceTable, workdir: Any,
                                            fast_retry: RetryPolicy, anthropic_standin: AnthropicStandin) -> None:
-    finished = await dispatcher(prices, workdir, anthropic_standin, fast_retry).execute(make_task("claude"), recorder)
+    d = dispatcher(prices, workdir, anthropic_standin, fast_retry)
+    finished = await d.execute(make_task("claude"), recorder)
+    # the routing named no model and no sidecar has a default one: the same everywhere, so not retryable
     assert finished.error is not None and "no Claude model" in finished.error and not finished.retryable
+    assert d.refusal(make_task("claude")) is None
 
 
 async def test_connection_refused_is_retryable(make_task: Any, recorder: Any, prices: PriceTable, workdir: Any,

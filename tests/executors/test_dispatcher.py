@@ -54,14 +54,38 @@ async def test_built_in_target_types(prices: PriceTable, workdir: Path) -> None:
     assert Dispatcher(prices, workdir=workdir).target_types == ("claude", "ollama", "sidecar")
 
 
-async def test_unknown_target_type_fails_without_retry(make_task: Any, recorder: Any, prices: PriceTable,
-                                                       workdir: Path) -> None:
+async def test_unknown_target_type_is_refused_and_retryable(make_task: Any, recorder: Any, prices: PriceTable,
+                                                            workdir: Path) -> None:
+    """Another sidecar may have the executor: refused before acceptance, and retryable if run anyway."""
     task = make_task("carrier-pigeon")
-    finished = await Dispatcher(prices, workdir=workdir).execute(task, recorder)
-    assert finished.error == ("no executor for target type 'carrier-pigeon' on this sidecar "
-                              "(it has: claude, ollama, sidecar)")
-    assert finished.retryable is False and finished.result.status == "failed"
+    dispatcher = Dispatcher(prices, workdir=workdir)
+    reason = "no executor for target type 'carrier-pigeon' on this sidecar (it has: claude, ollama, sidecar)"
+    assert dispatcher.refusal(task) == reason
+    finished = await dispatcher.execute(task, recorder)
+    assert finished.error == reason
+    assert finished.retryable is True and finished.result.status == "failed"
     wire_valid(finished, task)
+
+
+async def test_a_missing_workdir_is_refused_and_retryable(make_task: Any, recorder: Any, prices: PriceTable,
+                                                         tmp_path: Path) -> None:
+    task = make_task("sidecar", metadata={"shell_command": "true"})
+    dispatcher = Dispatcher(prices, workdir=tmp_path / "gone")
+    reason = dispatcher.refusal(task)
+    assert reason is not None and "does not exist" in reason
+    finished = await dispatcher.execute(task, recorder)
+    assert finished.error == reason and finished.retryable is True
+
+
+async def test_a_bad_task_is_not_refused_but_fails_for_good(make_task: Any, recorder: Any, prices: PriceTable,
+                                                           workdir: Path) -> None:
+    """No command is the task's fault, the same on every sidecar: accepted, then failed without retry."""
+    task = make_task("sidecar")
+    dispatcher = Dispatcher(prices, workdir=workdir)
+    assert dispatcher.refusal(task) is None
+    finished = await dispatcher.execute(task, recorder)
+    assert finished.error is not None and "no metadata.shell_command" in finished.error
+    assert finished.retryable is False
 
 
 async def test_shell_run_is_free_without_equivalent(make_task: Any, recorder: Any, prices: PriceTable,
@@ -159,14 +183,15 @@ async def test_executor_bug_fails_the_task_not_the_sidecar(make_task: Any, recor
     executor = ScriptedExecutor("claude", [], RuntimeError("oops"))
     dispatcher = Dispatcher(prices, workdir=workdir, executors={"claude": executor})
     finished = await dispatcher.execute(make_task("claude", model="claude-sonnet-4-5"), recorder)
-    assert finished.error == "claude executor crashed: RuntimeError: oops" and finished.retryable is False
+    # retryable, as the sidecar rules for a runner crash: nothing says the next attempt meets the same fault
+    assert finished.error == "claude executor crashed: RuntimeError: oops" and finished.retryable is True
     assert "claude executor crashed on task task-1" in caplog.text
 
 
 async def test_executor_without_outcome(make_task: Any, recorder: Any, prices: PriceTable, workdir: Path) -> None:
     dispatcher = Dispatcher(prices, workdir=workdir, executors={"claude": ScriptedExecutor("claude", [])})
     finished = await dispatcher.execute(make_task("claude", model="claude-sonnet-4-5"), recorder)
-    assert finished.error == "claude executor ended without an outcome" and not finished.retryable
+    assert finished.error == "claude executor ended without an outcome" and finished.retryable
 
 
 async def test_on_output_errors_propagate_and_close_the_executor(make_task: Any, prices: PriceTable,

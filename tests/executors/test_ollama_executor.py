@@ -56,13 +56,23 @@ async def test_default_url_and_model_when_routing_names_none(make_task: Any, rec
     assert finished.ok and finished.result.model_used == "simulated-qwen2.5-coder"
 
 
-async def test_no_endpoint_or_model_is_a_clear_failure(make_task: Any, recorder: Any, prices: PriceTable,
-                                                       workdir: Any) -> None:
+async def test_no_endpoint_or_model_is_the_sidecars_problem_and_retryable(make_task: Any, recorder: Any,
+                                                                          prices: PriceTable, workdir: Any) -> None:
+    """Neither the routing nor this sidecar names an endpoint (or model): a sidecar with one can run the
+    task, so the dispatcher refuses it up front, and a run fails retryably."""
     d = Dispatcher(prices, workdir=workdir)
-    no_endpoint = await d.execute(make_task("ollama", model=MODEL), recorder)
-    assert no_endpoint.error is not None and "no Ollama endpoint" in no_endpoint.error and not no_endpoint.retryable
-    no_model = await d.execute(make_task("ollama", endpoint="127.0.0.1:1"), recorder)
-    assert no_model.error is not None and "no Ollama model" in no_model.error and not no_model.retryable
+    no_endpoint_task = make_task("ollama", model=MODEL)
+    refusal = d.refusal(no_endpoint_task)
+    assert refusal is not None and "no Ollama endpoint" in refusal
+    no_endpoint = await d.execute(no_endpoint_task, recorder)
+    assert no_endpoint.error == refusal and no_endpoint.retryable
+    no_model_task = make_task("ollama", endpoint="127.0.0.1:1")
+    refusal = d.refusal(no_model_task)
+    assert refusal is not None and "no Ollama model" in refusal
+    no_model = await d.execute(no_model_task, recorder)
+    assert no_model.error == refusal and no_model.retryable
+    configured = Dispatcher(prices, workdir=workdir, ollama_url="127.0.0.1:1", ollama_model=MODEL)
+    assert configured.refusal(make_task("ollama")) is None
 
 
 @pytest.mark.parametrize("status", [429, 500, 503])

@@ -82,9 +82,13 @@ async def test_unrunnable_tasks_fail_without_retry(make_task: Any, workdir: Path
     assert outcome.retryable is False
 
 
-async def test_missing_workdir(make_task: Any, tmp_path: Path) -> None:
-    _, outcome = await run(ShellExecutor(tmp_path / "gone"), shell_task(make_task, "true"))
-    assert outcome.error is not None and "does not exist" in outcome.error
+async def test_missing_workdir_is_the_sidecars_problem(make_task: Any, tmp_path: Path) -> None:
+    """Another sidecar has its workdir: refused before acceptance, and retryable if run anyway."""
+    executor = ShellExecutor(tmp_path / "gone")
+    task = shell_task(make_task, "true")
+    _, outcome = await run(executor, task)
+    assert outcome.error is not None and "does not exist" in outcome.error and outcome.retryable
+    assert executor.refusal(task) == outcome.error
 
 
 async def test_each_spawned_group_is_reported_while_it_runs(make_task: Any, workdir: Path) -> None:
