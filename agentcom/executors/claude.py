@@ -17,15 +17,17 @@ from __future__ import annotations
 import math
 import os
 from contextlib import aclosing
-from typing import Any, AsyncGenerator
+from typing import TYPE_CHECKING, Any, AsyncGenerator
 
-import anthropic
 import httpx
 
 from agentcom.executors._prompt import system_prompt, task_prompt
 from agentcom.executors._retry import BackendError, RetryPolicy, with_retries
 from agentcom.executors.base import Outcome, Output, Step
 from agentcom.protocol.messages import TaskAssign
+
+if TYPE_CHECKING:  # the SDK itself is imported at the first run: 2.5 s that a sidecar without Claude work never pays
+    import anthropic
 
 __all__ = ["ClaudeExecutor", "RETRYABLE_ERROR_TYPES"]
 
@@ -76,6 +78,8 @@ def _retry_after(exc: anthropic.APIStatusError) -> float | None:
 def translate(exc: anthropic.AnthropicError, partial: str = "") -> BackendError:
     """An ``anthropic`` exception as a BackendError; retryable for 408/429/5xx/529,
     connection failures and in-stream overload/API errors, not for other 4xx."""
+    import anthropic
+
     if isinstance(exc, anthropic.APIStatusError):
         status, kind = exc.status_code, _error_type(exc.body)
         message = _error_message(exc.body, str(exc))
@@ -147,6 +151,8 @@ class ClaudeExecutor:
                 "messages": [{"role": "user", "content": [user]}]}
 
     async def _attempt(self, key: str, request: dict[str, Any]) -> AsyncGenerator[Step, None]:
+        import anthropic
+
         model = request["model"]
         client = anthropic.AsyncAnthropic(api_key=key, base_url=self.base_url, max_retries=0, timeout=self.timeout_s)
         parts: list[str] = []

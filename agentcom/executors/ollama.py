@@ -10,15 +10,17 @@ translated here into ``BackendError`` with an honest ``retryable``.
 from __future__ import annotations
 
 from contextlib import aclosing
-from typing import Any, AsyncGenerator
+from typing import TYPE_CHECKING, Any, AsyncGenerator
 
 import httpx
-import ollama
 
 from agentcom.executors._prompt import system_prompt, task_prompt
 from agentcom.executors._retry import BackendError, RetryPolicy, with_retries
 from agentcom.executors.base import Outcome, Output, Step
 from agentcom.protocol.messages import TaskAssign
+
+if TYPE_CHECKING:  # the client is imported at the first run: a sidecar without Ollama work never pays for it
+    import ollama
 
 __all__ = ["OllamaExecutor", "endpoint_url"]
 
@@ -77,6 +79,8 @@ class OllamaExecutor:
 
     async def _attempt(self, host: str, model: str, messages: list[dict[str, str]],
                        options: dict[str, Any]) -> AsyncGenerator[Step, None]:
+        import ollama
+
         client = ollama.AsyncClient(host=host, timeout=self.timeout)
         parts: list[str] = []
         final: ollama.ChatResponse | None = None

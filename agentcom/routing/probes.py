@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable
 
 import httpx
-import ollama
-import openai
+
+# The ``ollama`` and ``openai`` clients are imported by the probe that uses them, not here: they
+# take about 1.5 s to import, which every hub start (and the Jupyter server's) paid for nothing
+# when no endpoint of that kind is registered.
 
 __all__ = ["PROBES", "Probe", "ProbeFailed", "ProbeResult", "probe_ollama", "probe_openai"]
 
@@ -47,6 +49,9 @@ _BAD_ANSWER = (httpx.HTTPError, ConnectionError, OSError, ValueError, TypeError,
 
 
 def _describe(exc: BaseException) -> str:
+    import ollama
+    import openai
+
     if isinstance(exc, ollama.ResponseError):
         return f"HTTP {exc.status_code}: {str(exc.error)[:200]}"
     if isinstance(exc, openai.APIStatusError):
@@ -75,6 +80,8 @@ def _names(items: Iterable[Any], attr: str) -> tuple[str, ...]:
 
 async def probe_ollama(base_url: str, timeout_s: float) -> ProbeResult:
     """``/api/tags`` then ``/api/ps`` on an Ollama server."""
+    import ollama
+
     async with ollama.AsyncClient(host=base_url, timeout=timeout_s) as client:
         try:
             tags = await client.list()
@@ -94,6 +101,8 @@ async def probe_ollama(base_url: str, timeout_s: float) -> ProbeResult:
 
 async def probe_openai(base_url: str, timeout_s: float, api_key: str | None = None) -> ProbeResult:
     """``/v1/models`` on an OpenAI-compatible server (llama.cpp, vLLM, LM Studio...)."""
+    import openai
+
     client = openai.AsyncOpenAI(base_url=f"{base_url}/v1", api_key=api_key or _PLACEHOLDER_KEY,
                                 timeout=timeout_s, max_retries=0)
     try:
