@@ -150,9 +150,12 @@ class Dispatcher:
     async def _finish(self, task: TaskAssign, outcome: Outcome, execution_ms: int, on_output: OnOutput) -> Finished:
         target = task.routing_decision.target_type
         model = outcome.model_used or task.routing_decision.selected_model
+        # The server an ``openai`` run reached decides whether local model names are free there.
+        endpoint = task.routing_decision.selected_endpoint or getattr(self._executors.get(target), "base_url", None)
         cost = self.prices.cost_of_run(target, model, outcome.tokens_in, outcome.tokens_out,
                                        outcome.cache_read_tokens, outcome.cache_write_tokens,
-                                       reference_model=self.reference_model)
+                                       reference_model=self.reference_model,
+                                       endpoint=endpoint if isinstance(endpoint, str) else None)
         if cost.warning:
             await on_output(Output(kind="status", text=f"warning: {cost.warning}", model=model))
         error = outcome.error[:MAX_ERROR_CHARS] if outcome.error is not None else None

@@ -122,6 +122,25 @@ async def test_registering_an_executor_is_one_line(make_task: Any, recorder: Any
     assert finished.result.equivalent_claude_cost_usd == 0.0105
 
 
+@pytest.mark.parametrize(("endpoint", "base_url"), [("api.example.com:443", None),
+                                                    (None, "https://inference.example.com/v1")])
+async def test_a_local_model_name_on_a_cloud_openai_server_is_not_free(make_task: Any, recorder: Any,
+                                                                      prices: PriceTable, workdir: Path,
+                                                                      endpoint: str | None,
+                                                                      base_url: str | None) -> None:
+    """The server the run reached decides: `qwen*` is free on this machine's server, unpriced on a public one."""
+    executor = ScriptedExecutor("openai", [ok("qwen2.5-coder:7b")])
+    executor.base_url = base_url  # type: ignore[attr-defined]
+    dispatcher = Dispatcher(prices, workdir=workdir, executors={"openai": executor})
+    finished = await dispatcher.execute(make_task("openai", model="qwen2.5-coder:7b", endpoint=endpoint), recorder)
+    assert finished.ok and finished.result.estimated_cost_usd is None
+    (warning,) = recorder.texts("status")
+    assert "no price for model 'qwen2.5-coder:7b'" in warning and "example.com" in warning
+    local = Dispatcher(prices, workdir=workdir, executors={"openai": ScriptedExecutor("openai", [ok("qwen2.5-coder:7b")])})
+    nearby = await local.execute(make_task("openai", model="qwen2.5-coder:7b", endpoint="127.0.0.1:8080"), recorder)
+    assert nearby.result.estimated_cost_usd == 0 and nearby.result.equivalent_claude_cost_usd == 0.0105
+
+
 async def test_executors_mapping_in_the_constructor(make_task: Any, recorder: Any, prices: PriceTable,
                                                     workdir: Path) -> None:
     local = ScriptedExecutor("whatever", [ok("SmolLM2-135M-Instruct")])
