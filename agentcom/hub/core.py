@@ -124,9 +124,10 @@ class HubCore:
             "SELECT coalesce(sum(cost_nusd),0), coalesce(sum(equivalent_claude_cost_nusd),0), "
             "coalesce(sum(CASE WHEN cost_nusd IS NOT NULL AND equivalent_claude_cost_nusd IS NOT NULL "
             "THEN equivalent_claude_cost_nusd - cost_nusd ELSE 0 END),0), coalesce(sum(tokens_in),0), "
-            "coalesce(sum(tokens_out),0) FROM executions"
+            "coalesce(sum(tokens_out),0), count(*), coalesce(sum(cost_nusd IS NULL),0) FROM executions"
         ).fetchone()
-        return dict(zip(("cost", "equivalent", "savings", "tokens_in", "tokens_out"), map(int, row)))
+        return dict(zip(("cost", "equivalent", "savings", "tokens_in", "tokens_out", "executions", "unpriced"),
+                        map(int, row)))
 
     def _load(self) -> None:
         """Rebuild the in-memory queue from the store after a (re)start."""
@@ -684,6 +685,8 @@ class HubCore:
                 t["savings"] += eq - cost
             t["tokens_in"] += row["tokens_in"]
             t["tokens_out"] += row["tokens_out"]
+            t["executions"] += 1
+            t["unpriced"] += cost is None
 
     def _completion(self, task: Task, agent_id: str | None, execution_ms: int, completed_at: int) -> dict[str, Any]:
         result = task.result or {}
@@ -713,7 +716,6 @@ class HubCore:
 
     def snapshot(self) -> dict[str, Any]:
         now = self.clock()
-        t = self.totals_nano
         return {
             "timestamp": now,
             "uptime_ms": now - self.started_at,
@@ -721,10 +723,17 @@ class HubCore:
             "queue": {s: self.counts.get(s, 0) for s in ALL_STATES},
             "recent_completions": list(self.recent),
             "routing_stats": self.router.stats(),
-            "totals": {
-                "cost_usd": nano_to_usd(t["cost"]), "equivalent_claude_cost_usd": nano_to_usd(t["equivalent"]),
-                "savings_usd": nano_to_usd(t["savings"]), "tokens_in": t["tokens_in"], "tokens_out": t["tokens_out"],
-            },
+            "totals": self.totals(),
+        }
+
+    def totals(self) -> dict[str, Any]:
+        """Money and tokens over every finished execution; runs without a price are counted apart
+        (``unpriced_executions``), never summed as 0."""
+        t = self.totals_nano
+        return {
+            "cost_usd": nano_to_usd(t["cost"]), "equivalent_claude_cost_usd": nano_to_usd(t["equivalent"]),
+            "savings_usd": nano_to_usd(t["savings"]), "tokens_in": t["tokens_in"], "tokens_out": t["tokens_out"],
+            "executions": t["executions"], "unpriced_executions": t["unpriced"],
         }
 
     def task_detail(self, task_id: str) -> dict[str, Any]:

@@ -197,7 +197,9 @@ async def test_snapshot_has_the_shape_of_protocol_md(hub: Hub, api: Api, sidecar
                                                      "equivalent_claude_cost_usd", "execution_ms"}
     assert {"by_tier", "by_target", "fallback_count"} <= set(snap["routing_stats"])
     assert sum(snap["routing_stats"]["by_tier"].values()) == 3
-    assert set(snap["totals"]) == {"cost_usd", "equivalent_claude_cost_usd", "savings_usd", "tokens_in", "tokens_out"}
+    assert set(snap["totals"]) == {"cost_usd", "equivalent_claude_cost_usd", "savings_usd", "tokens_in", "tokens_out",
+                                   "executions", "unpriced_executions"}
+    assert (snap["totals"]["executions"], snap["totals"]["unpriced_executions"]) == (3, 0)
     # the failed run's tokens and cost count too: they were spent
     assert snap["totals"]["tokens_in"] == 30 and snap["totals"]["cost_usd"] == pytest.approx(0.003)
 

@@ -94,7 +94,7 @@ async def test_accept_progress_complete(hub: Hub, api: Api, sidecar_ws) -> None:
     snap = hub.core.snapshot()
     assert snap["queue"]["completed"] == 1 and snap["queue"]["working"] == 0
     assert snap["totals"] == {"cost_usd": 0.25, "equivalent_claude_cost_usd": 1.0, "savings_usd": 0.75,
-                              "tokens_in": 11, "tokens_out": 22}
+                              "tokens_in": 11, "tokens_out": 22, "executions": 1, "unpriced_executions": 0}
     [completion] = snap["recent_completions"]
     assert completion["task_id"] == task_id and completion["execution_meta"]["tokens_out"] == 22
     assert hub.core.agents["agent-1"].state == "idle"
@@ -387,3 +387,27 @@ async def test_acknowledgements_leave_only_after_their_writes_are_committed(
     assert status == 200 and _status_seen_by_another_connection(hub, body["task_id"]) == "cancelled"
     assert [kind for _, kind in leaving].count("task_ack") == 8
     assert not any(open_ for open_, _ in leaving), leaving
+
+
+async def test_unpriced_runs_are_counted_apart_and_survive_a_restart(make_hub, tmp_path) -> None:
+    """A run without a price is no 0 in the totals: it is counted as unpriced, live and after a restart."""
+    from .wire import identify
+
+    db = str(tmp_path / "unpriced.db")
+    hub = await make_hub(db_path=db)
+    sidecar = await identify(hub, "agent-1")
+    hub.submit_dict({"description": "priced"})
+    assign = await sidecar.assignment()
+    await sidecar.accept(assign)
+    await sidecar.complete(assign, tokens_in=1000, tokens_out=500, estimated_cost_usd=0.0105)
+    hub.submit_dict({"description": "no price known"})
+    assign = await sidecar.assignment()
+    await sidecar.accept(assign)
+    await sidecar.complete(assign, tokens_in=1000, tokens_out=500, estimated_cost_usd=None)
+    totals = hub.core.snapshot()["totals"]
+    assert (totals["executions"], totals["unpriced_executions"], totals["cost_usd"]) == (2, 1, 0.0105)
+    assert totals["tokens_in"] == 2000
+    await hub.stop()
+    sidecar.close()
+    again = await make_hub(db_path=db)
+    assert again.core.snapshot()["totals"] == totals
