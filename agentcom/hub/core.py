@@ -34,6 +34,7 @@ from agentcom.errors import InvalidState, NotFound, StaleGeneration, StoreError,
 from agentcom.hub.agents import Agent, placeholder
 from agentcom.hub.pubsub import PubSub
 from agentcom.hub.ready import ReadyQueue
+from agentcom.hub.sidecar_settings import identified_extras
 from agentcom.protocol import messages as m
 from agentcom.protocol.api import TaskSubmission
 from agentcom.store.db import transaction
@@ -283,7 +284,7 @@ class HubCore:
         self.router.agent_joined(agent, peer_host)
         self.agents[agent.agent_id] = agent
         send(m.Identified(agent_id=agent.agent_id, heartbeat_ms=self.settings.heartbeat_ms,
-                          lease_ms=self.settings.lease_ms))
+                          lease_ms=self.settings.lease_ms, **identified_extras(self.settings)))
         for task_id, generation in resumed.items():
             if task_id in kept:
                 agent.tasks[task_id] = self.tasks[task_id].status

@@ -21,9 +21,7 @@ a write that a crash could still lose.
 from __future__ import annotations
 
 import collections
-import functools
 import logging
-import os
 import sqlite3
 from typing import TYPE_CHECKING, Callable
 
@@ -33,10 +31,8 @@ from agentcom.errors import (InvalidState, NotFound, NotIdentified, ProtocolErro
                              StoreUnavailable, Unauthorized)
 from agentcom.hub.agents import Agent
 from agentcom.hub.core import HubCore
-from agentcom.pricing import DEFAULT_REFERENCE_MODEL
 from agentcom.protocol import codec
 from agentcom.protocol import messages as m
-from agentcom.sidecar.emitter import DEFAULT_BATCH_INTERVAL_MS
 
 if TYPE_CHECKING:
     from agentcom.hub.guard import AddressGuard
@@ -89,28 +85,6 @@ def _abuse(exc: ProtocolError, frame: msgspec.Struct | None) -> bool:
 _UNLIMITED = (m.TaskAccepted, m.TaskComplete, m.TaskFailed, m.TaskRejected)  # lifecycle: always processed
 
 
-def _price_table_version(path: str) -> str | None:
-    """Version of the price table the hub's ``price_table`` file makes (None: unreadable), read again only
-    when the file changes: sidecars reconnecting together must not each parse a large LiteLLM file."""
-    try:
-        stat = os.stat(os.path.expanduser(path))
-    except OSError:
-        stat = None
-    return _table_version(path, stat.st_mtime_ns if stat else -1, stat.st_size if stat else -1)
-
-
-@functools.lru_cache(maxsize=4)
-def _table_version(path: str, mtime_ns: int, size: int) -> str | None:
-    from agentcom.errors import PricingError
-    from agentcom.pricing import PriceTable
-
-    try:
-        return PriceTable.load(path).version
-    except PricingError as exc:  # logged once per state of the file (cached); identified names no table
-        log.warning("price_table %s cannot be read (%s); identified frames carry no price table version", path, exc)
-        return None
-
-
 class SidecarSession:
     def __init__(self, core: HubCore, send: Callable[[msgspec.Struct], None], close: Callable[[int, str], None],
                  verify_token: Callable[[str, str], bool], *, address: str = "",
@@ -136,29 +110,10 @@ class SidecarSession:
     def send(self, frame: msgspec.Struct) -> None:
         if self.closed:
             return
-        if type(frame) is m.Identified:  # the core builds it; this connection's sidecar settings go in here
-            frame = self._with_sidecar_settings(frame)
         if self._group.active:
             self._hold(frame)
         else:
             self._send(frame)
-
-    def _with_sidecar_settings(self, frame: m.Identified) -> m.Identified:
-        """``identified`` plus the hub settings sidecars apply (docs/protocol.md, Additions): users set
-        ``batch_interval_ms`` and ``reference_model`` once, on the hub, and every sidecar follows; the
-        version of the hub's own ``price_table`` lets a sidecar pricing with another table say so.
-
-        Each is sent only when it differs from what its absence means (the sidecar's default, the
-        shipped table), so a hub with default settings sends exactly the spec's frame."""
-        s = self.core.settings
-        extra: dict[str, int | str] = {}
-        if s.batch_interval_ms != DEFAULT_BATCH_INTERVAL_MS:
-            extra["batch_interval_ms"] = s.batch_interval_ms
-        if s.reference_model != DEFAULT_REFERENCE_MODEL:
-            extra["reference_model"] = s.reference_model
-        if s.price_table and (version := _price_table_version(s.price_table)) is not None:
-            extra["price_table"] = version
-        return msgspec.structs.replace(frame, **extra) if extra else frame
 
     def close(self, code: int, reason: str) -> None:
         if self.closed:
