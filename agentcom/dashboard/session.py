@@ -39,7 +39,6 @@ from agentcom.errors import ProtocolError, RateLimited, Unauthorized
 from agentcom.hub.session import RateWindow
 from agentcom.protocol import codec
 from agentcom.protocol import messages as m
-from agentcom.store.tasks import nano_to_usd
 
 log = logging.getLogger(__name__)
 
@@ -203,15 +202,7 @@ class DashboardFanout:
         return data
 
     def stats(self) -> dict[str, Any]:
-        counts, t = self.core.counts, self.core.totals_nano
-        return {
-            "kind": "stats",
-            "queue": dict(counts),
-            "totals": {
-                "cost_usd": nano_to_usd(t["cost"]), "equivalent_claude_cost_usd": nano_to_usd(t["equivalent"]),
-                "savings_usd": nano_to_usd(t["savings"]), "tokens_in": t["tokens_in"], "tokens_out": t["tokens_out"],
-            },
-        }
+        return {"kind": "stats", "queue": dict(self.core.counts), "totals": self.core.totals()}
 
 
 class DashboardSession:

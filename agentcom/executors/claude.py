@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, AsyncGenerator
 
 import httpx
 
+from agentcom.executors._preload import preload
 from agentcom.executors._prompt import system_prompt, task_prompt
 from agentcom.executors._retry import BackendError, RetryPolicy, with_retries
 from agentcom.executors.base import Outcome, Output, Step
@@ -109,6 +110,8 @@ class ClaudeExecutor:
                  default_model: str | None = None) -> None:
         self.api_key = api_key
         self.base_url = base_url
+        if api_key or base_url or os.environ.get("ANTHROPIC_API_KEY"):  # set up for Claude: have the SDK ready
+            preload("anthropic")
         self.retry = retry or RetryPolicy()
         self.timeout_s = timeout_s
         self.default_model = default_model

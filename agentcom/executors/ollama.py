@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, AsyncGenerator
 
 import httpx
 
+from agentcom.executors._preload import preload
 from agentcom.executors._prompt import system_prompt, task_prompt
 from agentcom.executors._retry import BackendError, RetryPolicy, with_retries
 from agentcom.executors.base import Outcome, Output, Step
@@ -45,6 +46,7 @@ class OllamaExecutor:
                  read_timeout_s: float = 300.0) -> None:
         self.default_url = default_url
         self.default_model = default_model
+        preload("ollama")  # routing may send Ollama work to any sidecar: have the client ready
         self.retry = retry or RetryPolicy()
         self.timeout = httpx.Timeout(read_timeout_s, connect=connect_timeout_s)
 
