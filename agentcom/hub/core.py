@@ -139,7 +139,7 @@ class HubCore:
         # Completions only, as the live path appends them: a failed run is no completion, and a task
         # that failed before it succeeded appears once.
         rows = self.store.conn.execute(
-            "SELECT e.task_id, e.agent_id, e.execution_ms, e.completed_at FROM executions e "
+            "SELECT e.task_id, e.agent_id, e.execution_ms, t.completed_at FROM executions e "
             "JOIN tasks t USING(task_id) WHERE e.status = 'success' AND t.status = 'completed' "
             "ORDER BY e.id DESC LIMIT ?",
             (self.settings.snapshot_recent,),
