@@ -136,7 +136,10 @@ async def _ollama_models(url: str) -> list[Any] | None:
     """The models of the Ollama server at ``url`` (official client, ``/api/tags``); None when unreachable."""
     import ollama
 
-    client = ollama.AsyncClient(host=url, timeout=2.0)
+    try:
+        client = ollama.AsyncClient(host=url, timeout=2.0)  # a malformed OLLAMA_HOST fails here
+    except Exception:  # noqa: BLE001  any failure means "no Ollama here"
+        return None
     try:
         return list((await client.list()).models)
     except Exception:  # noqa: BLE001  any failure means "no Ollama here"

@@ -263,6 +263,7 @@ class HubCore:
         Tasks the previous connection held and this one does not resume are reclaimed first,
         so a refused write leaves no agent registered and nothing promised."""
         now = self.clock()
+        extras = identified_extras(self.settings)  # before any state changes: it reads a file
         previous = self.agents.get(hello.agent_id)
         if previous is not None and previous.online:
             previous.close(1000, "replaced by a new connection of the same agent")
@@ -284,7 +285,7 @@ class HubCore:
         self.router.agent_joined(agent, peer_host)
         self.agents[agent.agent_id] = agent
         send(m.Identified(agent_id=agent.agent_id, heartbeat_ms=self.settings.heartbeat_ms,
-                          lease_ms=self.settings.lease_ms, **identified_extras(self.settings)))
+                          lease_ms=self.settings.lease_ms, **extras))
         for task_id, generation in resumed.items():
             if task_id in kept:
                 agent.tasks[task_id] = self.tasks[task_id].status

@@ -49,6 +49,6 @@ def _table_version(path: str, mtime_ns: int, size: int) -> str | None:
 
     try:
         return PriceTable.load(path).version
-    except PricingError as exc:  # logged once per state of the file (cached); identified names no table
+    except (PricingError, OSError, ValueError) as exc:  # e.g. not UTF-8: logged once per state of the file
         log.warning("price_table %s cannot be read (%s); identified frames carry no price table version", path, exc)
         return None

@@ -16,6 +16,7 @@ bytes cannot hold a check open.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable
 
@@ -49,18 +50,17 @@ _BAD_ANSWER = (httpx.HTTPError, ConnectionError, OSError, ValueError, TypeError,
 
 
 def _describe(exc: BaseException) -> str:
-    import ollama
-    import openai
-
-    if isinstance(exc, ollama.ResponseError):
+    # Only a client already imported can have raised ``exc``: never import one here (on the hub's loop).
+    ollama, openai = sys.modules.get("ollama"), sys.modules.get("openai")
+    if ollama is not None and isinstance(exc, ollama.ResponseError):
         return f"HTTP {exc.status_code}: {str(exc.error)[:200]}"
-    if isinstance(exc, openai.APIStatusError):
+    if openai is not None and isinstance(exc, openai.APIStatusError):
         return f"HTTP {exc.status_code}: {exc.message[:200]}"
-    if isinstance(exc, (ConnectionError, httpx.ConnectError, openai.APIConnectionError)) and not isinstance(
-        exc, (httpx.TimeoutException, openai.APITimeoutError)
-    ):
+    timeouts = (httpx.TimeoutException, *((openai.APITimeoutError,) if openai is not None else ()))
+    refused = (ConnectionError, httpx.ConnectError, *((openai.APIConnectionError,) if openai is not None else ()))
+    if isinstance(exc, refused) and not isinstance(exc, timeouts):
         return "cannot connect"
-    if isinstance(exc, (httpx.TimeoutException, openai.APITimeoutError)):
+    if isinstance(exc, timeouts):
         return "timed out"
     if isinstance(exc, (json.JSONDecodeError, TypeError, AttributeError)) or type(exc).__name__ == "ValidationError":
         return f"unexpected response body ({type(exc).__name__})"

@@ -213,13 +213,19 @@ class Journal:
                 entry = JournalEntry(**item)
                 entry.assign_frame()  # the frame must still read as a task_assign
                 self._entries[entry.task_id] = entry
-            self._groups = [ProcessGroup(**item) for item in data.get("process_groups", [])]
         except Exception as exc:  # noqa: BLE001  any damage: keep the file aside, never crash on it
             aside = self.path.with_name(f"{JOURNAL_FILE}.corrupt-{int(time.time())}")
             os.replace(self.path, aside)
             self._entries.clear()
             self._groups.clear()
             log.error("sidecar journal %s is unreadable (%s); moved to %s and starting empty", self.path, exc, aside)
+            return
+        self._groups = []
+        for item in data.get("process_groups", []):  # a bad record costs that record, not the tasks' outcomes
+            try:
+                self._groups.append(ProcessGroup(**item))
+            except Exception as exc:  # noqa: BLE001  never signal a group we cannot identify
+                log.error("sidecar journal %s: skipping an unusable process group record %r (%s)", self.path, item, exc)
 
     def _save(self) -> None:
         data: dict[str, Any] = {"version": JOURNAL_VERSION, "tasks": [asdict(e) for e in self._entries.values()]}

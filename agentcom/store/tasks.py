@@ -128,12 +128,13 @@ class TaskStore:
                   _dumps(t.complexity), None if t.routing_decision is None else _dumps(t.routing_decision),
                   None if t.result is None else _dumps(t.result), t.last_error, t.created_at, t.updated_at,
                   t.completed_at)
+        line = self._history_line(task, *history) if history else None  # built first: nothing may fail after the INSERT
         self._touch(t.task_id)
         with transaction(self.conn, single=True):  # one INSERT; the history line is deferred
             cur = self.conn.execute(_INSERT_SQL, values)
             task.seq = int(cur.lastrowid or 0)
-            if history:
-                self.add_history(task, *history)
+            if line is not None:
+                self.group.defer(_HISTORY_SQL, line)
 
     def save(self, task: Task, event: str | None = None, agent_id: str | None = None,
              details: dict[str, Any] | None = None, *, scope: str = "all") -> None:
@@ -156,16 +157,19 @@ class TaskStore:
                 None if t.result is None else _dumps(t.result), t.last_error, t.updated_at, t.completed_at, t.task_id)
         else:
             raise ValueError(f"unknown save scope {scope!r}; expected all, status or final")
+        line = self._history_line(task, event, agent_id, details) if event else None  # built first (see insert)
         self._touch(t.task_id)
         with transaction(self.conn, single=True):  # one UPDATE; the history line is deferred
             self.conn.execute(sql, values)
-            if event:
-                self.add_history(task, event, agent_id, details)
+            if line is not None:
+                self.group.defer(_HISTORY_SQL, line)
 
-    def add_history(self, task: Task, event: str, agent_id: str | None, details: dict[str, Any] | None) -> None:
-        """A history line: written at the turn's group commit (``GroupCommit.defer``), or now outside one."""
-        self.group.defer(_HISTORY_SQL, (task.task_id, task.updated_at, event, task.generation, agent_id,
-                                        _dumps(details) if details else None))
+    @staticmethod
+    def _history_line(task: Task, event: str, agent_id: str | None,
+                      details: dict[str, Any] | None) -> tuple[Any, ...]:
+        """A history line's parameters; it is written at the turn's group commit (``GroupCommit.defer``),
+        or at once outside one."""
+        return (task.task_id, task.updated_at, event, task.generation, agent_id, _dumps(details) if details else None)
 
     def record_execution(self, row: dict[str, Any]) -> bool:
         """Insert one executions row; False if that task generation already has one (idempotent)."""

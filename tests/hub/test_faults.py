@@ -215,3 +215,21 @@ async def test_a_restarted_hub_shows_the_same_recent_completions_as_before(make_
     assert restored == live
     assert dead.task_id not in {c["task_id"] for c in restored}
     assert all(c["execution_meta"] is not None for c in restored)
+
+
+async def test_a_price_table_file_broken_while_the_hub_runs_does_not_lock_sidecars_out(make_hub, tmp_path: Path) -> None:
+    """identified names the hub's price table version; a file saved later in another encoding makes it
+    leave the version out (and log why), and every sidecar still identifies."""
+    import shutil
+
+    import agentcom.pricing
+
+    prices = tmp_path / "prices.toml"
+    shutil.copy(Path(agentcom.pricing.__file__).with_name("prices.toml"), prices)
+    hub = await make_hub(db_path=str(tmp_path / "hub.db"), price_table=str(prices))
+    prices.write_bytes('version = "caf\xe9"\n'.encode("latin-1"))  # not UTF-8
+    sidecar = await identify(hub, "agent-1")  # before: the decode error failed every identify
+    task = hub.submit_dict({"description": "still works"})
+    await sidecar.run(await sidecar.assignment())
+    assert hub.core.task_detail(task.task_id)["status"] == "completed"
+    sidecar.close()

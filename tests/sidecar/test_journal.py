@@ -91,13 +91,21 @@ def test_process_groups_survive_a_restart_until_their_run_ends(tmp_path: Path) -
     assert Journal(tmp_path).process_groups() == []
 
 
-def test_a_damaged_process_group_record_is_kept_aside(tmp_path: Path) -> None:
-    """A record naming pid 0 would make killpg hit the sidecar's own group: the journal is not trusted."""
-    record = {"task_id": "t", "generation": 1, "pgid": 0, "start_time": 5, "boot_id": None}
-    (tmp_path / JOURNAL_FILE).write_text(json.dumps({"version": 1, "tasks": [], "process_groups": [record]}))
+def test_a_damaged_process_group_record_is_skipped_and_the_rest_kept(tmp_path: Path) -> None:
+    """A record naming pid 0 would make killpg hit the sidecar's own group: it is never used; a good
+    record and the journal's tasks (outcomes the hub has not acknowledged) are kept."""
+    bad = {"task_id": "t", "generation": 1, "pgid": 0, "start_time": 5, "boot_id": None}
+    unknown_field = {"task_id": "t", "generation": 1, "pgid": 4242, "start_time": 5, "boot_id": None, "new": 1}
+    good = {"task_id": "t", "generation": 1, "pgid": 4242, "start_time": 5, "boot_id": None}
+    first = Journal(tmp_path)
+    first.start(assign("task-1", 1))
+    data = json.loads((tmp_path / JOURNAL_FILE).read_text())
+    data["process_groups"] = [bad, unknown_field, good]
+    (tmp_path / JOURNAL_FILE).write_text(json.dumps(data))
     journal = Journal(tmp_path)
-    assert journal.process_groups() == []
-    assert any(p.name.startswith(f"{JOURNAL_FILE}.corrupt-") for p in tmp_path.iterdir())
+    assert [(g.pgid, g.start_time) for g in journal.process_groups()] == [(4242, 5)]
+    assert [e.task_id for e in journal.entries()] == ["task-1"]
+    assert not any(p.name.startswith(f"{JOURNAL_FILE}.corrupt-") for p in tmp_path.iterdir())
 
 
 def test_two_sidecars_cannot_share_a_state_dir(tmp_path: Path) -> None:
