@@ -207,6 +207,28 @@ async def test_executor_bug_fails_the_task_not_the_sidecar(make_task: Any, recor
     assert "claude executor crashed on task task-1" in caplog.text
 
 
+@pytest.mark.parametrize(("target", "model", "endpoint", "unknown"), [
+    ("claude", "claude-sonnet-4-5", None, True),
+    ("openai", "qwen2.5-coder:7b", "api.example.com:443", True),
+    ("openai", "qwen2.5-coder:7b", "127.0.0.1:8080", False),
+    ("ollama", "llama3.2", None, False),
+])
+async def test_a_crashed_paid_run_is_unpriced_not_free(make_task: Any, recorder: Any, prices: PriceTable,
+                                                       workdir: Path, target: str, model: str, endpoint: str | None,
+                                                       unknown: bool) -> None:
+    """A crash may come after a paid request: its usage is unknown, so its cost is null (counted as
+    unpriced at the hub), never 0; a crash on a local server or a free target costs nothing."""
+    dispatcher = Dispatcher(prices, workdir=workdir, executors={target: ScriptedExecutor(target, [], RuntimeError("x"))})
+    finished = await dispatcher.execute(make_task(target, model=model, endpoint=endpoint), recorder)
+    assert finished.retryable is True
+    if unknown:
+        assert finished.result.estimated_cost_usd is None and finished.result.equivalent_claude_cost_usd is None
+        assert any("its cost is unknown" in text for text in recorder.texts("status"))
+    else:
+        assert finished.result.estimated_cost_usd == 0 and recorder.texts("status") == []
+    wire_valid(finished, make_task(target, model=model, endpoint=endpoint))
+
+
 async def test_executor_without_outcome(make_task: Any, recorder: Any, prices: PriceTable, workdir: Path) -> None:
     dispatcher = Dispatcher(prices, workdir=workdir, executors={"claude": ScriptedExecutor("claude", [])})
     finished = await dispatcher.execute(make_task("claude", model="claude-sonnet-4-5"), recorder)
