@@ -69,6 +69,9 @@ def _store_write(method: Callable[P, R]) -> Callable[P, R]:
     return guarded
 
 
+REJECTED_RECHECK_MS = 1_000  # a rejected task waiting for a busy sidecar is offered again this much later
+
+
 @dataclass(frozen=True)
 class Wait:
     """The router's answer when a task cannot be routed yet: try again at ``until`` (ms)."""
@@ -111,6 +114,9 @@ class HubCore:
         self.ready = ReadyQueue(self._is_ready)
         self._waiting_on: dict[str, set[str]] = collections.defaultdict(set)  # dependency -> dependents
         self._parked: dict[str, int] = {}          # task_id -> retry routing at (ms)
+        # task_id -> {agent_id: connected_at of the session that rejected it}: while another connected
+        # sidecar could take the task, it waits for that one rather than bounce back (see schedule)
+        self._rejected_by: dict[str, dict[str, int]] = {}
         self.counts: dict[str, int] = store.counts()
         self.totals_nano = self._load_totals()
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=settings.snapshot_recent)
@@ -383,6 +389,8 @@ class HubCore:
         task = self._owned(agent, f.task_id, f.generation, "task_rejected")
         self._release(agent, task.task_id)
         self._reclaim(task, f"rejected by {agent.agent_id}: {f.reason}", event="rejected")
+        if task.status == "queued":
+            self._rejected_by.setdefault(task.task_id, {})[agent.agent_id] = agent.connected_at
         self.schedule()
 
     def progress(self, agent: Agent, f: m.TaskProgress) -> None:
@@ -479,6 +487,12 @@ class HubCore:
                 blocked.add(key)
                 continue
             task = self.tasks[task_id]
+            if self._rejected_by and (refused := self._rejected_by.get(task_id)):
+                eligible = self._not_rejected(task, eligible, refused, key)
+                if not eligible:  # a sidecar that did not reject it is connected but busy: wait for it
+                    self.ready.pop(key)
+                    self._park(task, Wait(until=now + REJECTED_RECHECK_MS, reason="rejected"))
+                    continue
             try:
                 choice = self.router.route(task, eligible, now)
             except (sqlite3.Error, StoreError) as exc:  # routing reads the store (budget spend): retried later
@@ -501,6 +515,23 @@ class HubCore:
             if agent.free_slots <= 0:
                 free.remove(agent)
         return assigned
+
+    def _not_rejected(self, task: Task, eligible: list[Agent], refused: dict[str, int], key: Any) -> list[Agent]:
+        """The offered sidecars for a task some sidecar rejected. Its rejecters (the same connection) are
+        left out while another connected sidecar that could take it has not rejected it: the task goes
+        to that one, or waits for it when it is busy, instead of bouncing between rejecters until its
+        attempts run out. When every connected sidecar that could take it has rejected it, they are
+        offered it again, as the protocol says (a rejection may mean "busy", and attempts bound it)."""
+        def rejected(agent: Agent) -> bool:
+            return refused.get(agent.agent_id) == agent.connected_at
+
+        fresh = [a for a in eligible if not rejected(a)]
+        if fresh:
+            return fresh
+        needs, pinned = key
+        waiting_for_one = any(a.online and not rejected(a) and needs <= a.capabilities
+                              and (pinned is None or a.agent_id == pinned) for a in self.agents.values())
+        return [] if waiting_for_one else eligible
 
     def unpark_all(self) -> None:
         """Routing conditions changed (an endpoint came or went): route parked tasks again now."""
@@ -572,6 +603,8 @@ class HubCore:
         self.store.touched.clear()
         for task_id in [t for t in self._parked if t not in self.tasks or self.tasks[t].status != "queued"]:
             del self._parked[task_id]
+        for task_id in [t for t in self._rejected_by if t not in self.tasks]:
+            del self._rejected_by[task_id]
         self.ready = ReadyQueue(self._is_ready)
         self._waiting_on.clear()
         now = self.clock()
@@ -646,6 +679,7 @@ class HubCore:
         self.tasks.pop(task.task_id, None)
         self.ready.discard(task.task_id)
         self._parked.pop(task.task_id, None)
+        self._rejected_by.pop(task.task_id, None)
         self.router.forget(task.task_id)
 
     def _release(self, agent: Agent, task_id: str) -> None:

@@ -233,3 +233,32 @@ async def test_a_price_table_file_broken_while_the_hub_runs_does_not_lock_sideca
     await sidecar.run(await sidecar.assignment())
     assert hub.core.task_detail(task.task_id)["status"] == "completed"
     sidecar.close()
+
+
+async def test_a_rejected_task_waits_for_a_busy_sidecar_that_did_not_reject_it(make_hub, tmp_path: Path) -> None:
+    """A sidecar that cannot run a task rejects it (an attempt, as the spec says). While another
+    connected sidecar that could take it is busy, the task waits for that one instead of bouncing back
+    to the rejecter until its attempts run out within milliseconds."""
+    hub = await make_hub(db_path=str(tmp_path / "hub.db"))
+    able = await identify(hub, "able")
+    busy = hub.submit_dict({"description": "keeps the able sidecar busy", "priority": "urgent"})
+    first = await able.assignment()
+    assert first["task_id"] == busy.task_id
+    unable = await identify(hub, "unable")
+    task = hub.submit_dict({"description": "needs what 'unable' lacks", "max_attempts": 3})
+    offered = await unable.assignment()
+    assert offered["task_id"] == task.task_id
+    await unable.send(m.TaskRejected(task_id=task.task_id, generation=offered["generation"],
+                                     reason="cannot run it here: no Anthropic API key"))
+    await unable.nothing_else()  # not offered to it again, though it is the only free sidecar
+    detail = hub.core.task_detail(task.task_id)
+    assert (detail["status"], detail["attempts"]) == ("queued", 1)
+    assert "no Anthropic API key" in detail["last_error"]
+
+    await able.run(first)  # the able sidecar frees up: it gets the task (at the next re-check)
+    again = await able.assignment(heartbeat_s=HEARTBEAT_S)
+    assert again["task_id"] == task.task_id
+    await able.run(again)
+    assert hub.core.task_detail(task.task_id)["status"] == "completed"
+    able.close()
+    unable.close()
