@@ -16,7 +16,7 @@ Subscription: a panel built on a ``HubClient`` (not a bare ``Feed``) that shows 
 asks the hub to stream only that task's output (the dashboard protocol's ``subscribe``),
 so when the hub must drop events for a slow notebook it never drops the watched task's.
 Panels sharing one client agree first: the socket is narrowed only while every such panel
-shows the same task (``subscribe=False`` opts a panel out).
+shows the same task (``subscribe=False`` opts a panel out: it then keeps the socket wide).
 """
 
 from __future__ import annotations
@@ -98,7 +98,9 @@ class ExecutionPanel(LiveView, w.VBox):  # type: ignore[misc]
         self._collapsed = collapsed
         self._stale = False                # the view is behind the feed (paused or collapsed)
         self._missed = 0                   # events for the view that arrived while paused
-        self._stream = source.stream if _subscribes(source, subscribe) else None
+        # the client's socket: this panel narrows it, or (subscribe=False) keeps it wide for the others
+        self._narrows = _subscribes(source, subscribe)
+        self._stream = getattr(source, "stream", None) if _owns_socket(source) else None
         self._attach(feed_of(source), interval)
         self.selector.observe(self._on_select, "value")
         self.follow_toggle.observe(self._on_follow, "value")
@@ -199,7 +201,7 @@ class ExecutionPanel(LiveView, w.VBox):  # type: ignore[misc]
 
     def _subscribe(self) -> None:
         if self._stream is not None:
-            wanted = None if self.follow_new_tasks else (self._selected or None)
+            wanted = None if self.follow_new_tasks or not self._narrows else (self._selected or None)
             SUBSCRIPTIONS.want(self._stream, self, wanted)
 
     def _options(self) -> list[tuple[str, str]]:
@@ -282,11 +284,15 @@ class ExecutionPanel(LiveView, w.VBox):  # type: ignore[misc]
         return f"<ExecutionPanel {self.task_id or 'all tasks'}: {self.feed.events_received} events>"
 
 
-def _subscribes(source: Any, subscribe: bool | None) -> bool:
-    """A panel narrows the socket only when it was handed the client that owns it."""
+def _owns_socket(source: Any) -> bool:
     from agentcom.client._client import HubClient
 
-    owns = isinstance(source, HubClient)
+    return isinstance(source, HubClient)
+
+
+def _subscribes(source: Any, subscribe: bool | None) -> bool:
+    """A panel narrows the socket only when it was handed the client that owns it."""
+    owns = _owns_socket(source)
     if subscribe and not owns:
         raise ValueError("subscribe=True needs a HubClient source: a bare Feed has no socket to narrow")
     return owns if subscribe is None else subscribe

@@ -306,10 +306,13 @@ async def test_panels_sharing_a_client_narrow_its_socket_only_when_they_agree(hu
     monitor.close()
     await eventually(lambda: session.task_filter == "task-x", "the remaining panel's task")
     from_feed = ExecutionPanel(client.feed, task_id="task-z")   # a bare feed: no socket of its own to narrow
-    opted_out = ExecutionPanel(client, task_id="task-z", subscribe=False)
     await hub_has_read(client)
     assert session.task_filter == "task-x"
-    for panel in (first, from_feed, opted_out):
+    opted_out = ExecutionPanel(client, task_id="task-z", subscribe=False)  # it needs the whole stream
+    await eventually(lambda: session.task_filter is None, "an opted-out panel keeps the socket wide")
+    opted_out.close()
+    await eventually(lambda: session.task_filter == "task-x", "its veto goes with it")
+    for panel in (first, from_feed):
         panel.close()
     await eventually(lambda: session.task_filter is None, "no panel narrows it")
     with pytest.raises(ValueError, match="HubClient"):
