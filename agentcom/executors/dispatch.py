@@ -37,8 +37,7 @@ from agentcom.executors.claude import ClaudeExecutor
 from agentcom.executors.ollama import OllamaExecutor
 from agentcom.executors.process_groups import ProcessGroup
 from agentcom.executors.shell import ShellExecutor
-from agentcom.pricing import DEFAULT_REFERENCE_MODEL, FREE_TARGETS, LOCAL_TARGETS, PriceTable, RunCost
-from agentcom.pricing._locality import endpoint_is_local
+from agentcom.pricing import DEFAULT_REFERENCE_MODEL, PriceTable
 from agentcom.protocol.messages import ExecutionResult, TaskAssign
 
 __all__ = ["Dispatcher", "Finished", "OnOutput"]
@@ -156,16 +155,11 @@ class Dispatcher:
         model = outcome.model_used or task.routing_decision.selected_model
         # The server an ``openai`` run reached decides whether local model names are free there.
         endpoint = task.routing_decision.selected_endpoint or getattr(self._executors.get(target), "base_url", None)
-        free_here = target in FREE_TARGETS or target in LOCAL_TARGETS or (
-            target == "openai" and isinstance(endpoint, str) and endpoint_is_local(endpoint))
-        if outcome.extra.get("usage") == "unknown" and not free_here:
-            # a crash after a paid request is not a free run: its cost is unknown, counted as unpriced
-            cost = RunCost(None, None, f"the {target} run stopped without reporting its usage: its cost is unknown")
-        else:
-            cost = self.prices.cost_of_run(target, model, outcome.tokens_in, outcome.tokens_out,
-                                           outcome.cache_read_tokens, outcome.cache_write_tokens,
-                                           reference_model=self.reference_model,
-                                           endpoint=endpoint if isinstance(endpoint, str) else None)
+        cost = self.prices.cost_of_run(target, model, outcome.tokens_in, outcome.tokens_out,
+                                       outcome.cache_read_tokens, outcome.cache_write_tokens,
+                                       reference_model=self.reference_model,
+                                       endpoint=endpoint if isinstance(endpoint, str) else None,
+                                       usage_known=outcome.extra.get("usage") != "unknown")
         if cost.warning:
             await on_output(Output(kind="status", text=f"warning: {cost.warning}", model=model))
         error = outcome.error[:MAX_ERROR_CHARS] if outcome.error is not None else None

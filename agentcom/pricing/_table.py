@@ -163,7 +163,8 @@ class PriceTable:
 
     def cost_of_run(self, target_type: str, model: str | None, tokens_in: int, tokens_out: int,
                     cache_read: int = 0, cache_write: int = 0, *,
-                    reference_model: str = DEFAULT_REFERENCE_MODEL, endpoint: str | None = None) -> RunCost:
+                    reference_model: str = DEFAULT_REFERENCE_MODEL, endpoint: str | None = None,
+                    usage_known: bool = True) -> RunCost:
         """Cost and Claude-equivalent cost of one execution on ``target_type``.
 
         ``endpoint``: the server an ``openai`` run reached (``host:port`` or URL). Local name
@@ -171,6 +172,10 @@ class PriceTable:
         unknown model is null with a warning. ``None`` (not said) leaves the name to decide,
         as the routing counts ``openai`` targets local; other non-local targets never use
         the patterns.
+
+        ``usage_known=False``: the run stopped without reporting its usage (an executor crash,
+        perhaps after a paid request). Where runs are not free its cost is unknown: null with
+        a warning, counted as unpriced, never 0.
         """
         counts = (tokens_in, tokens_out, cache_read, cache_write)
         total = _check_tokens(tokens_in=tokens_in, tokens_out=tokens_out, cache_read=cache_read,
@@ -180,6 +185,8 @@ class PriceTable:
         if target_type in LOCAL_TARGETS:
             return RunCost(_ZERO, self.equivalent(*counts, reference_model=reference_model))
         local_names = target_type == "openai" and (endpoint is None or endpoint_is_local(endpoint))
+        if not usage_known and not local_names:
+            return RunCost(None, None, f"the {target_type} run stopped without reporting its usage: its cost is unknown")
         cost = self.price(model, *counts, local_names=local_names) if model else None
         warning = None
         if cost is None:
