@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # the SDK itself is imported at the first run: 2.5 s that a s
 
 __all__ = ["ClaudeExecutor", "RETRYABLE_ERROR_TYPES"]
 
+_NO_KEY = "no Anthropic API key: set ANTHROPIC_API_KEY or configure the sidecar's key"
 RETRYABLE_ERROR_TYPES = frozenset({"overloaded_error", "api_error", "rate_limit_error", "timeout_error"})
 DEFAULT_MAX_TOKENS = 4096
 
@@ -110,29 +111,29 @@ class ClaudeExecutor:
                  default_model: str | None = None) -> None:
         self.api_key = api_key
         self.base_url = base_url
-        if api_key or base_url or os.environ.get("ANTHROPIC_API_KEY"):  # set up for Claude: have the SDK ready
+        if base_url or self._key():  # set up for Claude: have the SDK ready
             preload("anthropic")
         self.retry = retry or RetryPolicy()
         self.timeout_s = timeout_s
         self.default_model = default_model
 
+    def _key(self) -> str | None:
+        return self.api_key or os.environ.get("ANTHROPIC_API_KEY")
+
     def refusal(self, task: TaskAssign) -> str | None:
         """Why this sidecar cannot run ``task`` (it has no API key), or None. A sidecar set-up problem:
         another sidecar, with a key, can run the task."""
-        if not (self.api_key or os.environ.get("ANTHROPIC_API_KEY")):
-            return "no Anthropic API key: set ANTHROPIC_API_KEY or configure the sidecar's key"
-        return None
+        return None if self._key() else _NO_KEY
 
     async def run(self, task: TaskAssign) -> AsyncGenerator[Step, None]:
         model = task.routing_decision.selected_model or self.default_model
-        key = self.api_key or os.environ.get("ANTHROPIC_API_KEY")
+        key = self._key()
         if not model:  # the routing's omission, the same on every sidecar
             yield Outcome(output="", model_used=None, retryable=False,
                           error="no Claude model: the routing decision has no selected_model")
             return
-        refusal = self.refusal(task)
-        if refusal is not None or not key:
-            yield Outcome(output="", model_used=model, retryable=True, error=refusal or "no Anthropic API key")
+        if not key:  # this sidecar's set-up (see refusal): retryable, another sidecar has a key
+            yield Outcome(output="", model_used=model, retryable=True, error=_NO_KEY)
             return
         request = self._request(task, model)
         async with aclosing(with_retries(lambda: self._attempt(key, request), self.retry,
