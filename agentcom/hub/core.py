@@ -488,7 +488,7 @@ class HubCore:
                 continue
             task = self.tasks[task_id]
             if self._rejected_by and (refused := self._rejected_by.get(task_id)):
-                eligible = self._not_rejected(task, eligible, refused, key)
+                eligible = self._not_rejected(eligible, refused, key)
                 if not eligible:  # a sidecar that did not reject it is connected but busy: wait for it
                     self.ready.pop(key)
                     self._park(task, Wait(until=now + REJECTED_RECHECK_MS, reason="rejected"))
@@ -516,7 +516,7 @@ class HubCore:
                 free.remove(agent)
         return assigned
 
-    def _not_rejected(self, task: Task, eligible: list[Agent], refused: dict[str, int], key: Any) -> list[Agent]:
+    def _not_rejected(self, eligible: list[Agent], refused: dict[str, int], key: Any) -> list[Agent]:
         """The offered sidecars for a task some sidecar rejected. Its rejecters (the same connection) are
         left out while another connected sidecar that could take it has not rejected it: the task goes
         to that one, or waits for it when it is busy, instead of bouncing between rejecters until its
