@@ -38,7 +38,7 @@ from agentcom.hub.sidecar_settings import identified_extras
 from agentcom.protocol import messages as m
 from agentcom.protocol.api import TaskSubmission
 from agentcom.store.db import transaction
-from agentcom.store.tasks import ALL_STATES, NANO, OPEN_STATES, Task, TaskStore, nano_to_usd, usd_to_nano
+from agentcom.store.tasks import ALL_STATES, NANO, OPEN_STATES, Task, TaskStore, totals_view, usd_to_nano
 
 log = logging.getLogger(__name__)
 
@@ -118,23 +118,13 @@ class HubCore:
         # sidecar could take the task, it waits for that one rather than bounce back (see schedule)
         self._rejected_by: dict[str, dict[str, int]] = {}
         self.counts: dict[str, int] = store.counts()
-        self.totals_nano = self._load_totals()
+        self.totals_nano = store.totals_nano()
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=settings.snapshot_recent)
         self.started_at = clock()
         self._load()
         store.group.on_failure.append(self.resync)  # a failed group commit: the file is the truth
 
     # ------------------------------------------------------------------ start-up
-
-    def _load_totals(self) -> dict[str, int]:
-        row = self.store.conn.execute(
-            "SELECT coalesce(sum(cost_nusd),0), coalesce(sum(equivalent_claude_cost_nusd),0), "
-            "coalesce(sum(CASE WHEN cost_nusd IS NOT NULL AND equivalent_claude_cost_nusd IS NOT NULL "
-            "THEN equivalent_claude_cost_nusd - cost_nusd ELSE 0 END),0), coalesce(sum(tokens_in),0), "
-            "coalesce(sum(tokens_out),0), count(*), coalesce(sum(cost_nusd IS NULL),0) FROM executions"
-        ).fetchone()
-        return dict(zip(("cost", "equivalent", "savings", "tokens_in", "tokens_out", "executions", "unpriced"),
-                        map(int, row)))
 
     def _load(self) -> None:
         """Rebuild the in-memory queue from the store after a (re)start."""
@@ -617,7 +607,7 @@ class HubCore:
         self.counts.update(self.store.counts())
         if self.store.touched_executions:
             self.store.touched_executions = False
-            self.totals_nano.update(self._load_totals())
+            self.totals_nano.update(self.store.totals_nano())
             statuses = self.store.statuses(c["task_id"] for c in self.recent)
             kept = [c for c in self.recent if statuses.get(c["task_id"]) == "completed"]
             self.recent.clear()
@@ -765,12 +755,7 @@ class HubCore:
     def totals(self) -> dict[str, Any]:
         """Money and tokens over every finished execution; runs without a price are counted apart
         (``unpriced_executions``), never summed as 0."""
-        t = self.totals_nano
-        return {
-            "cost_usd": nano_to_usd(t["cost"]), "equivalent_claude_cost_usd": nano_to_usd(t["equivalent"]),
-            "savings_usd": nano_to_usd(t["savings"]), "tokens_in": t["tokens_in"], "tokens_out": t["tokens_out"],
-            "executions": t["executions"], "unpriced_executions": t["unpriced"],
-        }
+        return totals_view(self.totals_nano)
 
     def task_detail(self, task_id: str) -> dict[str, Any]:
         task = self.tasks.get(task_id) or self.store.get(task_id)

@@ -100,6 +100,18 @@ def nano_to_usd(value: int | None) -> float | None:
     return None if value is None else float(Decimal(value) * NANO)
 
 
+TOTALS_KEYS = ("cost", "equivalent", "savings", "tokens_in", "tokens_out", "executions", "unpriced")
+
+
+def totals_view(t: dict[str, int]) -> dict[str, Any]:
+    """Execution totals as the snapshot carries them: USD as numbers, unpriced runs counted apart."""
+    return {
+        "cost_usd": nano_to_usd(t["cost"]), "equivalent_claude_cost_usd": nano_to_usd(t["equivalent"]),
+        "savings_usd": nano_to_usd(t["savings"]), "tokens_in": t["tokens_in"], "tokens_out": t["tokens_out"],
+        "executions": t["executions"], "unpriced_executions": t["unpriced"],
+    }
+
+
 class TaskStore:
     """Persistence of tasks, history and executions on one SQLite connection."""
 
@@ -258,19 +270,19 @@ class TaskStore:
         for r in self.conn.execute(sql, args):
             yield execution_row(r)
 
-    def totals(self) -> dict[str, Any]:
+    def totals_nano(self) -> dict[str, int]:
+        """Sums over every execution in integer nano-USD (see ``totals_view``); runs without a price
+        are counted apart (``unpriced``), never summed as 0."""
         row = self.conn.execute(
-            "SELECT coalesce(sum(cost_nusd),0) AS cost, coalesce(sum(equivalent_claude_cost_nusd),0) AS eq, "
+            "SELECT coalesce(sum(cost_nusd),0), coalesce(sum(equivalent_claude_cost_nusd),0), "
             "coalesce(sum(CASE WHEN equivalent_claude_cost_nusd IS NOT NULL AND cost_nusd IS NOT NULL "
-            "THEN equivalent_claude_cost_nusd - cost_nusd ELSE 0 END),0) AS saved, "
-            "coalesce(sum(tokens_in),0) AS tin, coalesce(sum(tokens_out),0) AS tout, count(*) AS runs, "
-            "coalesce(sum(cost_nusd IS NULL),0) AS unpriced FROM executions"
+            "THEN equivalent_claude_cost_nusd - cost_nusd ELSE 0 END),0), coalesce(sum(tokens_in),0), "
+            "coalesce(sum(tokens_out),0), count(*), coalesce(sum(cost_nusd IS NULL),0) FROM executions"
         ).fetchone()
-        return {
-            "cost_usd": nano_to_usd(row["cost"]), "equivalent_claude_cost_usd": nano_to_usd(row["eq"]),
-            "savings_usd": nano_to_usd(row["saved"]), "tokens_in": row["tin"], "tokens_out": row["tout"],
-            "executions": row["runs"], "unpriced_executions": row["unpriced"],
-        }
+        return dict(zip(TOTALS_KEYS, map(int, row)))
+
+    def totals(self) -> dict[str, Any]:
+        return totals_view(self.totals_nano())
 
     def cloud_spend_since(self, since_ms: int) -> Decimal:
         row = self.conn.execute(
