@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import operator
 import os
 import sqlite3
 from pathlib import Path
@@ -93,14 +95,15 @@ class transaction:  # noqa: N801 - used like the context manager function it rep
     the block deferred are dropped with it.
     """
 
-    __slots__ = ("conn", "nested", "single", "group", "mark")
+    __slots__ = ("conn", "nested", "single", "savepoint", "group", "mark")
 
     def __init__(self, conn: sqlite3.Connection, *, single: bool = False) -> None:
         self.conn = conn
         self.nested = False
         self.single = single
-        self.group: GroupCommit | None = None
-        self.mark = 0
+        self.savepoint = False
+        self.group: GroupCommit | None = None  # the open group this block runs in, whose deferred rows it owns
+        self.mark = 0  # how many rows the group had deferred before this block
 
     def __enter__(self) -> sqlite3.Connection:
         group = _armed.get(id(self.conn)) if _armed else None
@@ -108,18 +111,18 @@ class transaction:  # noqa: N801 - used like the context manager function it rep
             group._open()  # the turn's first write opens its group
         self.nested = self.conn.in_transaction
         if self.nested and group is not None and group._pending is not None:
-            self.mark = len(group._deferred)
-            if self.single:
-                self.group = group
-                return self.conn
-        self.conn.execute("SAVEPOINT nested" if self.nested else "BEGIN IMMEDIATE")
+            self.group, self.mark = group, len(group._deferred)
+        self.savepoint = self.nested and not (self.single and self.group is not None)
+        if self.savepoint:
+            self.conn.execute("SAVEPOINT nested")
+        elif not self.nested:
+            self.conn.execute("BEGIN IMMEDIATE")
         return self.conn
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if self.group is not None:  # no savepoint was set: drop what the block deferred if it failed
-            if kind is not None:
-                del self.group._deferred[self.mark:]
-            self.group = None
+        if kind is not None and self.group is not None:  # what the block deferred goes with it
+            del self.group._deferred[self.mark:]
+        if self.nested and not self.savepoint:  # SQLite undid the failing statement itself
             return
         if not self.conn.in_transaction:
             # SQLite rolled the whole transaction back itself (SQLITE_FULL, SQLITE_IOERR, ...): there is
@@ -130,9 +133,6 @@ class transaction:  # noqa: N801 - used like the context manager function it rep
         if self.nested:
             if kind is not None:
                 self.conn.execute("ROLLBACK TO nested")
-                group = _armed.get(id(self.conn)) if _armed else None
-                if group is not None:
-                    del group._deferred[self.mark:]
             self.conn.execute("RELEASE nested")
         elif kind is not None:
             self.conn.execute("ROLLBACK")
@@ -210,15 +210,9 @@ class GroupCommit:
 
         A failure loses the turn as a whole, as any write that SQLite refuses mid-turn may."""
         deferred, self._deferred = self._deferred, []
-        start = 0
         try:
-            while start < len(deferred):
-                sql = deferred[start][0]
-                end = start + 1
-                while end < len(deferred) and deferred[end][0] == sql:
-                    end += 1
-                self.conn.executemany(sql, [params for _, params in deferred[start:end]])
-                start = end
+            for sql, rows in itertools.groupby(deferred, key=operator.itemgetter(0)):  # runs of one statement
+                self.conn.executemany(sql, [params for _, params in rows])
         except sqlite3.Error:
             self._lost = True
             raise
