@@ -692,7 +692,6 @@ class Sidecar:
         log.info("batch interval %d ms, reference model %s, price table %s",
                  self.batch_interval_ms, runner.reference_model, prices.version)
 
-
     def _announce(self, capability: str) -> None:
         """Tell the hub (in ``identify``) what this sidecar serves itself, so model routing need not wait
         for a registered endpoint."""
