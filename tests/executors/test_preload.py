@@ -34,3 +34,24 @@ def test_the_claude_client_is_preloaded_only_for_a_sidecar_set_up_for_claude(kwa
     out = subprocess.run([sys.executable, "-c", PROBE.replace("{kwargs}", kwargs)], env=env, capture_output=True,
                          text=True, timeout=120, check=True).stdout.splitlines()
     assert out == ["at import: []", f"after set-up: {loaded}"]
+
+
+EXIT_DURING_IMPORT = """
+import atexit, sys, threading, time
+from agentcom.executors._preload import preload
+atexit.register(lambda: print("importing at exit:", [t.name for t in threading.enumerate() if t.name.startswith("preload-")]))
+preload("anthropic")
+preload("ollama")
+time.sleep({delay})
+sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.2])
+def test_a_process_exiting_while_a_client_is_still_importing_waits_for_the_import(delay: float) -> None:
+    # A sidecar refused at identify exits within a fraction of a second, while the clients are still
+    # loading. An import thread still running when the interpreter finalises can abort the process
+    # inside a compiled extension (exit -6 instead of the sidecar's own status), so the exit waits.
+    done = subprocess.run([sys.executable, "-c", EXIT_DURING_IMPORT.format(delay=delay)], capture_output=True,
+                          text=True, timeout=120)
+    assert (done.returncode, done.stdout, done.stderr) == (3, "importing at exit: []\n", "")
