@@ -35,6 +35,7 @@ from agentcom.hub.agents import Agent, placeholder
 from agentcom.hub.pubsub import PubSub
 from agentcom.hub.ready import ReadyQueue
 from agentcom.hub.sidecar_settings import identified_extras
+from agentcom.pricing import free_without_usage
 from agentcom.protocol import messages as m
 from agentcom.protocol.api import TaskSubmission
 from agentcom.store.db import transaction
@@ -688,7 +689,10 @@ class HubCore:
 
     def _record_execution(self, task: Task, agent_id: str, result: m.ExecutionResult | None, error: str | None) -> None:
         decision = task.routing_decision or {}
-        cost = usd_to_nano(result.estimated_cost_usd) if result else 0
+        if result is not None:
+            cost = usd_to_nano(result.estimated_cost_usd)
+        else:  # a failure reported without a result: only a run that is free whatever it used costs a known 0
+            cost = 0 if free_without_usage(decision.get("target_type"), decision.get("selected_endpoint")) else None
         eq = usd_to_nano(result.equivalent_claude_cost_usd) if result else None
         row = {
             "task_id": task.task_id, "generation": task.generation, "agent_id": agent_id, "tier": task.tier,

@@ -14,6 +14,7 @@ from agentcom.pricing._table import (
     SHIPPED_TABLE,
     PriceTable,
     RunCost,
+    free_without_usage,
 )
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "RunCost",
     "real_model",
     "SHIPPED_TABLE",
+    "free_without_usage",
 ]

@@ -31,7 +31,8 @@ from agentcom.pricing._load import ModelPrice, ParsedTable, read_table
 from agentcom.pricing._locality import endpoint_is_local
 from agentcom.pricing._names import SIMULATED_PREFIX, candidates, clean, matches_any, real_model
 
-__all__ = ["DEFAULT_REFERENCE_MODEL", "FREE_TARGETS", "LOCAL_TARGETS", "PriceTable", "RunCost", "SHIPPED_TABLE"]
+__all__ = ["DEFAULT_REFERENCE_MODEL", "FREE_TARGETS", "LOCAL_TARGETS", "PriceTable", "RunCost", "SHIPPED_TABLE",
+           "free_without_usage"]
 
 SHIPPED_TABLE = Path(__file__).with_name("prices.toml")
 DEFAULT_REFERENCE_MODEL = "claude-sonnet-4-5"
@@ -39,6 +40,18 @@ FREE_TARGETS = frozenset({"sidecar", "shell"})
 """Targets that run no model at all: free, and nothing to compare with Claude."""
 LOCAL_TARGETS = frozenset({"ollama", "local"})
 """Targets that always run on our own hardware: free, compared with the reference model."""
+
+
+
+def free_without_usage(target_type: str | None, endpoint: str | None = None) -> bool:
+    """Whether a run that stopped without reporting its usage still cost nothing: it ran no
+    model, a model on our own hardware, or an ``openai`` model on a local server (``None``: not
+    said, as the routing counts ``openai`` targets local). Elsewhere it may have come after a
+    paid request, so its cost is unknown, never 0."""
+    if target_type in FREE_TARGETS or target_type in LOCAL_TARGETS:
+        return True
+    return target_type == "openai" and (endpoint is None or endpoint_is_local(endpoint))
+
 
 _MILLION = Decimal(1_000_000)
 _ZERO = Decimal(0)
@@ -184,7 +197,7 @@ class PriceTable:
             return RunCost(_ZERO, None)
         if target_type in LOCAL_TARGETS:
             return RunCost(_ZERO, self.equivalent(*counts, reference_model=reference_model))
-        local_names = target_type == "openai" and (endpoint is None or endpoint_is_local(endpoint))
+        local_names = free_without_usage(target_type, endpoint)  # here: an openai target on a local server
         if not usage_known and not local_names:
             return RunCost(None, None, f"the {target_type} run stopped without reporting its usage: its cost is unknown")
         cost = self.price(model, *counts, local_names=local_names) if model else None

@@ -411,3 +411,31 @@ async def test_unpriced_runs_are_counted_apart_and_survive_a_restart(make_hub, t
     sidecar.close()
     again = await make_hub(db_path=db)
     assert again.core.snapshot()["totals"] == totals
+
+
+async def test_a_failure_without_a_result_is_free_only_where_runs_are_free(make_hub, tmp_path) -> None:
+    """A sidecar that fails a task without a result (a crash, a third-party sidecar) says nothing of
+    what the run used: on a paid target its cost is unknown, counted as unpriced, never 0."""
+    from .wire import identify
+
+    db = str(tmp_path / "no-result.db")
+    hub = await make_hub(db_path=db)
+    sidecar = await identify(hub, "agent-1")
+    targets = {}
+    for tier in ("complex", "trivial"):
+        hub.submit_dict({"description": f"{tier} work", "complexity_tier": tier, "max_attempts": 1})
+        assign = await sidecar.assignment()
+        targets[assign["routing_decision"]["target_type"]] = assign["task_id"]
+        await sidecar.accept(assign)
+        await sidecar.send(m.TaskFailed(task_id=assign["task_id"], generation=assign["generation"],
+                                        error="the sidecar crashed", retryable=False))
+        await sidecar.expect("task_ack", task_id=assign["task_id"], status="dead_letter")
+    assert set(targets) == {"claude", "sidecar"}
+    assert _executions(hub, targets["claude"])[0]["cost_nusd"] is None
+    assert _executions(hub, targets["sidecar"])[0]["cost_nusd"] == 0
+    totals = hub.core.snapshot()["totals"]
+    assert (totals["executions"], totals["unpriced_executions"], totals["cost_usd"]) == (2, 1, 0.0)
+    await hub.stop()
+    sidecar.close()
+    again = await make_hub(db_path=db)
+    assert again.core.snapshot()["totals"] == totals
