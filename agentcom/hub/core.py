@@ -564,6 +564,7 @@ class HubCore:
     def write_failed(self, exc: sqlite3.Error | StoreError) -> None:
         """A write was refused: bring memory back to what the file holds."""
         log.error("the store refused a write (%s); the hub keeps what the file holds and refuses new work", exc)
+        self.store.group.refused(exc)
         try:
             self.resync()
         except sqlite3.Error:

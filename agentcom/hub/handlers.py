@@ -111,7 +111,12 @@ class ApiMixin:
 
 class HealthLogic(ApiMixin):
     def get(self) -> None:
-        self.write_json({"status": "ok", "version": self.hub.version, "agents": len(self.hub.core.agents)})
+        failure = self.hub.core.store.group.failure
+        store = {"writable": failure is None, "error": failure[1] if failure else None,
+                 "failed_at": failure[0] if failure else None}
+        # a monitor or load balancer reads the status code: 503 while the store refuses writes
+        self.write_json({"status": "ok" if failure is None else "degraded", "version": self.hub.version,
+                         "agents": len(self.hub.core.agents), "store": store}, status=200 if failure is None else 503)
 
 
 class TasksLogic(ApiMixin):

@@ -16,6 +16,7 @@ import logging
 import operator
 import os
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -144,9 +145,12 @@ class transaction:  # noqa: N801 - used like the context manager function it rep
                     with contextlib.suppress(sqlite3.Error):
                         self.conn.execute("ROLLBACK")
                 raise
+            if _refused and (group := _refused.pop(id(self.conn), None)) is not None:
+                group.failure = None  # a write outside a group commit went through: the store writes again
 
 
 _armed: dict[int, GroupCommit] = {}  # id(conn) -> the group armed for this loop turn
+_refused: dict[int, GroupCommit] = {}  # id(conn) -> its group, while a refused write is on record
 
 
 class GroupCommit:
@@ -181,6 +185,12 @@ class GroupCommit:
         self._deferred: list[tuple[str, tuple[Any, ...]]] = []
         self._lost = False  # this turn's transaction vanished under it
         self.on_failure: list[Callable[[], None]] = []
+        self.failure: tuple[int, str] | None = None  # (unix ms, error) of the last refused write, until one commits
+
+    def refused(self, exc: BaseException) -> None:
+        """Note a write the store refused, for ``/health``: kept until a commit succeeds again."""
+        self.failure = (int(time.time() * 1000), str(exc) or type(exc).__name__)
+        _refused[id(self.conn)] = self
 
     @property
     def active(self) -> bool:
@@ -250,8 +260,15 @@ class GroupCommit:
         except sqlite3.Error as exc:
             ok = False
             log.error("group commit failed, its writes are lost and not acknowledged: %s", exc)
+            self.refused(exc)
         self._lost = False
         self._deferred.clear()
+        if ok:
+            if self.failure is not None:
+                self.failure = None
+                _refused.pop(id(self.conn), None)
+        elif self.failure is None:
+            self.refused(sqlite3.OperationalError("SQLite rolled this turn's transaction back"))
         if not ok:
             if self.conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):

@@ -324,3 +324,54 @@ async def test_an_outcome_refused_for_a_full_disk_is_offered_again_on_the_same_c
         assert hub.core.agents["disk-agent"].online   # the same session all along
     finally:
         await sidecar.stop()
+
+
+async def test_health_says_when_the_store_refuses_writes_and_when_it_writes_again(make_hub) -> None:
+    """A monitor learns of the fault from the public /health: 503 "degraded" with the store's error
+    while writes are refused, 200 "ok" once a write goes through again."""
+    hub = await make_hub()
+    api = Api(hub)
+    try:
+        await api.submit(description="before")
+        assert await api.call("GET", "/agentcom/health", token=None) == (200, {
+            "status": "ok", "version": hub.version, "agents": 0,
+            "store": {"writable": True, "error": None, "failed_at": None}})
+
+        _fill(hub)
+        status, _ = await api.call("POST", "/agentcom/api/tasks", {"description": BIG[:9_000]})
+        assert status == 503
+        status, health = await api.call("GET", "/agentcom/health", token=None)
+        assert (status, health["status"], health["store"]["writable"]) == (503, "degraded", False)
+        assert "database or disk is full" in health["store"]["error"]
+        assert isinstance(health["store"]["failed_at"], int)
+
+        _free(hub)
+        await api.submit(description="after")
+        status, health = await api.call("GET", "/agentcom/health", token=None)
+        assert (status, health["status"], health["store"]["writable"]) == (200, "ok", True)
+
+        hub.conn.execute("PRAGMA query_only = ON")  # even BEGIN is refused: no group commit runs at all
+        status, _ = await api.call("POST", "/agentcom/api/tasks", {"description": "refused"})
+        assert status == 503
+        status, health = await api.call("GET", "/agentcom/health", token=None)
+        assert status == 503 and "readonly" in health["store"]["error"]
+        hub.conn.execute("PRAGMA query_only = OFF")
+        await api.submit(description="again")
+        assert (await api.call("GET", "/agentcom/health", token=None))[0] == 200
+    finally:
+        api.close()
+
+
+def test_a_write_outside_a_group_commit_also_clears_a_refusal_on_record(tmp_path) -> None:
+    conn = open_db(tmp_path / "standalone.db")
+    store = TaskStore(conn)
+    store.group.refused(sqlite3.OperationalError("database or disk is full"))
+    assert store.group.failure is not None and store.group.failure[1] == "database or disk is full"
+    with pytest.raises(sqlite3.OperationalError):
+        with transaction(conn):  # a write that fails keeps it on record
+            conn.execute("INSERT INTO no_such_table VALUES (1)")
+    assert store.group.failure is not None
+    with transaction(conn):  # no event loop: this commits on its own
+        conn.execute("INSERT INTO agent_tokens(agent_id, salt, digest, created_at) VALUES ('a', x'00', x'00', 1)")
+    assert store.group.failure is None
+    conn.close()
