@@ -30,7 +30,8 @@ from agentcom import errors
 _BY_CODE: dict[str, type[errors.ProtocolError]] = {
     cls.code: cls
     for cls in (errors.InvalidJson, errors.ValidationFailed, errors.UnknownType, errors.NotIdentified,
-                errors.Unauthorized, errors.StaleGeneration, errors.InvalidState, errors.NotFound, errors.RateLimited)
+                errors.Unauthorized, errors.StaleGeneration, errors.InvalidState, errors.NotFound, errors.RateLimited,
+                errors.StoreUnavailable)
 }
 
 

@@ -114,9 +114,13 @@ class HealthLogic(ApiMixin):
         failure = self.hub.core.store.group.failure
         store = {"writable": failure is None, "error": failure[1] if failure else None,
                  "failed_at": failure[0] if failure else None}
-        # a monitor or load balancer reads the status code: 503 while the store refuses writes
-        self.write_json({"status": "ok" if failure is None else "degraded", "version": self.hub.version,
-                         "agents": len(self.hub.core.agents), "store": store}, status=200 if failure is None else 503)
+        body = {"status": "ok" if failure is None else "degraded", "version": self.hub.version,
+                "agents": len(self.hub.core.agents), "store": store}
+        if failure is None:
+            self.write_json(body)
+        else:  # a monitor reads the status code; HubClient.health() raises StoreUnavailable with the message
+            self.write_json({**body, "error": "store_unavailable",
+                             "message": f"the hub cannot write its store: {failure[1]}"}, status=503)
 
 
 class TasksLogic(ApiMixin):

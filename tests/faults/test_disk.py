@@ -30,6 +30,7 @@ from typing import Any, Iterator
 import pytest
 
 from agentcom import Hub
+from agentcom.client import HubClient
 from agentcom.errors import StoreUnavailable
 from agentcom.protocol import messages as m
 from agentcom.store.db import open_db, transaction
@@ -344,6 +345,11 @@ async def test_health_says_when_the_store_refuses_writes_and_when_it_writes_agai
         assert (status, health["status"], health["store"]["writable"]) == (503, "degraded", False)
         assert "database or disk is full" in health["store"]["error"]
         assert isinstance(health["store"]["failed_at"], int)
+        assert health["error"] == "store_unavailable" and "database or disk is full" in health["message"]
+        with pytest.raises(StoreUnavailable, match="cannot write its store: database or disk is full"):
+            await HubClient(hub.url).ahealth()  # the Python client says it as it says other refusals
+        with pytest.raises(StoreUnavailable, match="database or disk is full"):
+            await HubClient(hub.url, hub.admin_token).asubmit(BIG[:9_000])  # and a refused submit too
 
         _free(hub)
         await api.submit(description="after")
