@@ -22,7 +22,7 @@ from agentcom.client._discovery import HubLocation, locate
 from agentcom.client._feed import Feed
 from agentcom.client._http import HubHttp
 from agentcom.client._stream import FeedStream
-from agentcom.errors import AgentComError, HubUnavailable, NotFound
+from agentcom.errors import AgentComError, HubUnavailable, NotFound, StoreUnavailable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -254,6 +254,8 @@ def connect(url: str | None = None, token: str | None = None, *, timeout: float 
     if check and not client._http.served_by_running_loop():
         try:
             client.health()
+        except StoreUnavailable:
+            pass  # the hub is there; its store refuses writes for now, and reads go on
         except NotFound:
             raise HubUnavailable(
                 f"{location.url} ({location.how}) answers but has no AgentCom hub: is the agentcom server "

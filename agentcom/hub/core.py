@@ -693,7 +693,10 @@ class HubCore:
         if result is not None:
             cost = usd_to_nano(result.estimated_cost_usd)
         else:  # a failure reported without a result: only a run that is free whatever it used costs a known 0
-            cost = 0 if free_without_usage(decision.get("target_type"), decision.get("selected_endpoint")) else None
+            target, endpoint = decision.get("target_type"), decision.get("selected_endpoint")
+            # an openai run with no endpoint in the decision used the sidecar's own server, which the hub cannot place
+            free = free_without_usage(target, endpoint) and not (target == "openai" and endpoint is None)
+            cost = 0 if free else None
         eq = usd_to_nano(result.equivalent_claude_cost_usd) if result else None
         row = {
             "task_id": task.task_id, "generation": task.generation, "agent_id": agent_id, "tier": task.tier,

@@ -47,6 +47,7 @@ def json_api(method: Callable[..., Any]) -> Callable[..., Any]:
             self.write_json(codec.error_body(exc))
         except sqlite3.Error as exc:  # a write outside the core (e.g. the endpoint registry) on a full/read-only disk
             log.error("store error answering %s: %s", self.request.path, exc)
+            self.hub.core.store.group.refused(exc)
             self.set_status(StoreUnavailable.http_status)
             self.write_json(codec.error_body(StoreUnavailable(f"the hub cannot use its store now: {exc}")))
 
@@ -111,7 +112,7 @@ class ApiMixin:
 
 class HealthLogic(ApiMixin):
     def get(self) -> None:
-        failure = self.hub.core.store.group.failure
+        failure = self.hub.core.store.group.current_failure()
         store = {"writable": failure is None, "error": failure[1] if failure else None,
                  "failed_at": failure[0] if failure else None}
         body = {"status": "ok" if failure is None else "degraded", "version": self.hub.version,

@@ -163,6 +163,7 @@ class SidecarSession:
                 frame = codec.sidecar_decoder.decode(raw)
                 self._dispatch(frame)
             except sqlite3.Error as exc:  # a store access outside the core's guarded writes (token, reports)
+                self._group.refused(exc)
                 raise StoreUnavailable(f"the hub cannot use its store now ({exc})") from None
         except ProtocolError as exc:
             if isinstance(exc, StoreUnavailable) and isinstance(getattr(frame, "task_id", None), str):

@@ -17,6 +17,7 @@ import operator
 import os
 import sqlite3
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -150,7 +151,9 @@ class transaction:  # noqa: N801 - used like the context manager function it rep
 
 
 _armed: dict[int, GroupCommit] = {}  # id(conn) -> the group armed for this loop turn
-_refused: dict[int, GroupCommit] = {}  # id(conn) -> its group, while a refused write is on record
+# id(conn) -> its group, while a refused write is on record (weak: a closed hub's store is not kept alive)
+_refused: weakref.WeakValueDictionary[int, GroupCommit] = weakref.WeakValueDictionary()
+RECHECK_MS = 5_000  # a refusal older than this is checked again with one small write before it is reported
 
 
 class GroupCommit:
@@ -191,6 +194,24 @@ class GroupCommit:
         """Note a write the store refused, for ``/health``: kept until a commit succeeds again."""
         self.failure = (int(time.time() * 1000), str(exc) or type(exc).__name__)
         _refused[id(self.conn)] = self
+
+    def current_failure(self) -> tuple[int, str] | None:
+        """The refusal on record, if it still holds: one older than ``RECHECK_MS`` is checked again
+        with one small real write, since an idle hub (one a load balancer took out of rotation
+        for its 503) writes nothing that would clear it. A turn with writes of its own is left
+        alone: its commit decides."""
+        failure = self.failure
+        if failure is None or time.time() * 1000 - failure[0] < RECHECK_MS:
+            return failure
+        if self.conn.in_transaction or _armed.get(id(self.conn)) is self:
+            return failure
+        try:
+            with transaction(self.conn):  # commits on its own: a success clears the record
+                self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('write_checked_at', ?)",
+                                  (str(int(time.time() * 1000)),))
+        except sqlite3.Error as exc:
+            self.refused(exc)
+        return self.failure
 
     @property
     def active(self) -> bool:

@@ -381,3 +381,46 @@ def test_a_write_outside_a_group_commit_also_clears_a_refusal_on_record(tmp_path
         conn.execute("INSERT INTO agent_tokens(agent_id, salt, digest, created_at) VALUES ('a', x'00', x'00', 1)")
     assert store.group.failure is None
     conn.close()
+
+
+async def test_an_idle_hub_finds_out_by_itself_that_its_store_writes_again(make_hub, monkeypatch) -> None:
+    """A hub out of rotation for its 503 gets no writes that could clear the refusal: /health itself
+    checks an old refusal with one small write, and a refusal that still holds stays reported."""
+    import asyncio
+
+    from agentcom import connect
+    from agentcom.store import db
+
+    hub = await make_hub()
+    api = Api(hub)
+    try:
+        hub.conn.execute("PRAGMA query_only = ON")
+        assert (await api.call("POST", "/agentcom/api/tasks", {"description": "refused"}))[0] == 503
+        # a client can still be opened on the degraded hub (its health check answers 503): reads go on
+        client = await asyncio.to_thread(connect, hub.url, hub.admin_token)
+        assert (await client.asnapshot())["queue"]["queued"] == 0
+        monkeypatch.setattr(db, "RECHECK_MS", 0)  # every refusal on record is old enough to check again
+        status, health = await api.call("GET", "/agentcom/health", token=None)
+        assert status == 503 and "readonly" in health["store"]["error"]  # checked, and still refused
+        hub.conn.execute("PRAGMA query_only = OFF")
+        assert (await api.call("GET", "/agentcom/health", token=None))[0] == 200  # no other write came
+        assert hub.conn.execute("SELECT count(*) FROM meta WHERE key = 'write_checked_at'").fetchone()[0] == 1
+    finally:
+        api.close()
+
+
+def test_a_refusal_on_record_does_not_keep_a_closed_store_alive(tmp_path) -> None:
+    import gc
+    import weakref
+
+    from agentcom.store import db
+
+    conn = open_db(tmp_path / "closed.db")
+    store = TaskStore(conn)
+    store.group.refused(sqlite3.OperationalError("disk I/O error"))
+    key, group = id(conn), weakref.ref(store.group)
+    assert db._refused.get(key) is store.group
+    conn.close()
+    del store, conn
+    gc.collect()
+    assert group() is None and key not in db._refused

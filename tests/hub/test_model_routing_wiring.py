@@ -132,6 +132,17 @@ async def _self_served_scenario(db: Path) -> dict[str, Any]:
         hub.submit_dict({"description": "write a function that parses dates", "complexity_tier": "standard"})
         out["openai"] = await _next_assign(own)
         out["stats"] = hub.router.stats()
+        # both fail without a result (a crashed sidecar): the embedded model's run is free whatever it
+        # used; the openai run went to the sidecar's own server, which the hub cannot place: unknown
+        for ws, assign in ((local, out["local"]), (own, out["openai"])):
+            await ws.write_message(json.dumps({"type": "task_failed", "task_id": assign["task_id"],
+                                               "generation": assign["generation"], "error": "crashed",
+                                               "retryable": False}))
+            while json.loads(await asyncio.wait_for(ws.read_message(), 30))["type"] != "task_ack":
+                pass
+        out["costs"] = {target: hub.conn.execute("SELECT cost_nusd FROM executions WHERE task_id=?",
+                                                 (out[target]["task_id"],)).fetchone()[0]
+                        for target in ("local", "openai")}
         for ws in (plain, local, own):
             ws.close()
         return out
@@ -151,3 +162,4 @@ def test_a_sidecar_that_serves_a_standard_task_itself_gets_it_without_the_fallba
     assert (openai["target_type"], openai["selected_endpoint"], openai["selected_model"]) == ("openai", None, "smollm2")
     assert openai["fallback_used"] is False
     assert out["stats"]["by_target"] == {"local": 1, "openai": 1}
+    assert out["costs"] == {"local": 0, "openai": None}
