@@ -112,16 +112,15 @@ class ApiMixin:
 
 class HealthLogic(ApiMixin):
     def get(self) -> None:
-        failure = self.hub.core.store.group.current_failure()
-        store = {"writable": failure is None, "error": failure[1] if failure else None,
-                 "failed_at": failure[0] if failure else None}
-        body = {"status": "ok" if failure is None else "degraded", "version": self.hub.version,
-                "agents": len(self.hub.core.agents), "store": store}
-        if failure is None:
+        failed_at, error = self.hub.core.store.group.current_failure() or (None, None)
+        body = {"status": "ok" if error is None else "degraded", "version": self.hub.version,
+                "agents": len(self.hub.core.agents),
+                "store": {"writable": error is None, "error": error, "failed_at": failed_at}}
+        if error is None:
             self.write_json(body)
         else:  # a monitor reads the status code; HubClient.health() raises StoreUnavailable with the message
             self.write_json({**body, "error": "store_unavailable",
-                             "message": f"the hub cannot write its store: {failure[1]}"}, status=503)
+                             "message": f"the hub cannot write its store: {error}"}, status=503)
 
 
 class TasksLogic(ApiMixin):

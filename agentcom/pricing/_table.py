@@ -42,7 +42,6 @@ LOCAL_TARGETS = frozenset({"ollama", "local"})
 """Targets that always run on our own hardware: free, compared with the reference model."""
 
 
-
 def free_without_usage(target_type: str | None, endpoint: str | None = None) -> bool:
     """Whether a run that stopped without reporting its usage still cost nothing: it ran no
     model, a model on our own hardware, or an ``openai`` model on a local server (``None``: not

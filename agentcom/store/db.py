@@ -146,8 +146,8 @@ class transaction:  # noqa: N801 - used like the context manager function it rep
                     with contextlib.suppress(sqlite3.Error):
                         self.conn.execute("ROLLBACK")
                 raise
-            if _refused and (group := _refused.pop(id(self.conn), None)) is not None:
-                group.failure = None  # a write outside a group commit went through: the store writes again
+            if _refused and (group := _refused.get(id(self.conn))) is not None:
+                group.written()  # a write outside a group commit went through: the store writes again
 
 
 _armed: dict[int, GroupCommit] = {}  # id(conn) -> the group armed for this loop turn
@@ -194,6 +194,11 @@ class GroupCommit:
         """Note a write the store refused, for ``/health``: kept until a commit succeeds again."""
         self.failure = (int(time.time() * 1000), str(exc) or type(exc).__name__)
         _refused[id(self.conn)] = self
+
+    def written(self) -> None:
+        """A write committed: the refusal on record, if any, no longer holds."""
+        self.failure = None
+        _refused.pop(id(self.conn), None)
 
     def current_failure(self) -> tuple[int, str] | None:
         """The refusal on record, if it still holds: one older than ``RECHECK_MS`` is checked again
@@ -286,8 +291,7 @@ class GroupCommit:
         self._deferred.clear()
         if ok:
             if self.failure is not None:
-                self.failure = None
-                _refused.pop(id(self.conn), None)
+                self.written()
         elif self.failure is None:
             self.refused(sqlite3.OperationalError("SQLite rolled this turn's transaction back"))
         if not ok:
