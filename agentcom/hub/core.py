@@ -411,7 +411,7 @@ class HubCore:
         result = msgspec.to_builtins(f.result)
         old = task.status
         task.result = result
-        with transaction(self.store.conn):
+        with transaction(self.store.conn, single=True):  # one UPDATE; the execution row is deferred
             self._record_execution(task, agent.agent_id, f.result, None)
             self._finish(task, "completed", "completed", agent_id=agent.agent_id,
                          details={"model": f.result.model_used, "execution_ms": f.result.execution_ms})
@@ -434,7 +434,7 @@ class HubCore:
         if f.result is not None:
             task.result = msgspec.to_builtins(f.result)
         exhausted = task.attempts >= task.max_attempts
-        with transaction(self.store.conn):
+        with transaction(self.store.conn, single=True):  # one UPDATE; the execution row is deferred
             self._record_execution(task, agent.agent_id, f.result, f.error)
             if f.retryable and not exhausted:
                 ack = "retried"

@@ -99,7 +99,7 @@ class HubService:
 
         self.registry = EndpointRegistry.from_settings(self.settings, conn=self.conn, on_change=self._endpoint_changed)
         self.registry.load()
-        router = ModelRouter(self.settings, self.registry, spend=ExecutionSpend(self.conn),
+        router = ModelRouter(self.settings, self.registry, spend=ExecutionSpend(self.conn, settle=self.store.group.settle),
                              estimate_usd=estimate_usd)
         self.settings.observe(self._routing_settings_changed, names=list(ROUTING_SETTINGS))
         return router

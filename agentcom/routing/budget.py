@@ -95,10 +95,15 @@ class ExecutionSpend:
     the sums move by the rows above the last id seen. Everything is summed again when the UTC
     day or month changes, and at least every ``resum_ms`` (a rolled-back insert can leave
     a counted row behind).
+
+    ``settle``: called before each read, to write what the hub's store holds for its commit
+    (``GroupCommit.settle``), so runs recorded in this event-loop turn are counted.
     """
 
-    def __init__(self, conn: sqlite3.Connection, *, resum_ms: int = 60_000) -> None:
+    def __init__(self, conn: sqlite3.Connection, *, resum_ms: int = 60_000,
+                 settle: Callable[[], None] | None = None) -> None:
         self._conn = conn
+        self._settle = settle
         self._resum_ms = resum_ms
         self._period: tuple[int, int] | None = None  # (day start, month start) the sums are for
         self._summed_at = 0
@@ -107,6 +112,8 @@ class ExecutionSpend:
         self._month_nano = 0
 
     def __call__(self, now: int) -> Spend:
+        if self._settle is not None:
+            self._settle()
         period = (_day_start(now), _month_start(now))
         if period != self._period or abs(now - self._summed_at) >= self._resum_ms:
             self._resum(period, now)

@@ -19,7 +19,7 @@ import sqlite3
 import time
 import weakref
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Hashable, Iterator
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +91,11 @@ class transaction:  # noqa: N801 - used like the context manager function it rep
     savepoint: an error rolls back this block alone and the outer one goes on. A class
     rather than ``@contextmanager``: it runs several times per task.
 
-    ``single=True`` promises the block runs one statement, and otherwise only
-    ``GroupCommit.defer`` rows. Inside an open group it then sets no savepoint (two
-    statements per write saved): SQLite undoes a failing statement by itself, and the rows
-    the block deferred are dropped with it.
+    ``single=True`` promises the block runs at most one statement itself, and otherwise
+    only ``GroupCommit.defer`` and ``GroupCommit.stage`` writes. Inside an open group it
+    then sets no savepoint (two statements per write saved): SQLite undoes a failing
+    statement by itself, and the rows the block deferred are dropped with it. (A staged
+    write stays: it writes its subject as it is at the commit, not as the block left it.)
     """
 
     __slots__ = ("conn", "nested", "single", "savepoint", "group", "mark")
@@ -150,6 +151,7 @@ class transaction:  # noqa: N801 - used like the context manager function it rep
                 group.written()  # a write outside a group commit went through: the store writes again
 
 
+_statement = operator.itemgetter(0)
 _armed: dict[int, GroupCommit] = {}  # id(conn) -> the group armed for this loop turn
 # id(conn) -> its group, while a refused write is on record (weak: a closed hub's store is not kept alive)
 _refused: weakref.WeakValueDictionary[int, GroupCommit] = weakref.WeakValueDictionary()
@@ -176,9 +178,13 @@ class GroupCommit:
     (the hub core reloads its memory from the file), then every waiter gets ``False``.
 
     ``defer(sql, params)`` holds an INSERT that nothing in the turn reads back (history
-    lines) until just before the commit, where runs of the same statement go in one
-    ``executemany``: a quarter of the cost of one ``execute`` each. Outside an open group
-    it runs at once.
+    lines, execution rows) until just before the commit, where the rows of each statement
+    go in one ``executemany``: a quarter of the cost of one ``execute`` each. Rows of one
+    statement keep their order; rows of different statements may be written in any order,
+    so only rows that no other held row depends on may be deferred. ``stage(key, ...)``
+    holds the write of one row that may change again in the turn (a task): it is written
+    once, at the commit, as it is then. A read that must see what is held settles first
+    (``settle``). Outside an open group both run at once.
     """
 
     def __init__(self, conn: sqlite3.Connection) -> None:
@@ -186,6 +192,7 @@ class GroupCommit:
         self._armed = False
         self._pending: list[Callable[[bool], None]] | None = None  # None: no writes pending
         self._deferred: list[tuple[str, tuple[Any, ...]]] = []
+        self._staged: dict[Hashable, list[Any]] = {}  # key -> [subject, rank, render]
         self._lost = False  # this turn's transaction vanished under it
         self.on_failure: list[Callable[[], None]] = []
         self.failure: tuple[int, str] | None = None  # (unix ms, error) of the last refused write, until one commits
@@ -234,20 +241,49 @@ class GroupCommit:
         _armed[id(self.conn)] = self
         loop.call_soon(self.commit)
 
-    def defer(self, sql: str, params: tuple[Any, ...]) -> None:
-        """Run ``sql`` at this turn's commit (at once when no group transaction is open)."""
+    @property
+    def deferring(self) -> bool:
+        """A group transaction is open: writes may wait for its commit (``defer``, ``stage``)."""
+        return self._pending is not None and self.conn.in_transaction
+
+    def defer(self, sql: str, params: tuple[Any, ...]) -> int | None:
+        """Run ``sql`` at this turn's commit: None. When no group transaction is open it runs at
+        once, and the answer is how many rows it changed."""
         if self._pending is not None and self.conn.in_transaction:
             self._deferred.append((sql, params))
+            return None
+        return self.conn.execute(sql, params).rowcount
+
+    def stage(self, key: Hashable, subject: Any, rank: int, render: Callable[[Any, int], tuple[str, tuple[Any, ...]]]) -> None:
+        """Hold the write of ``subject`` (one row, named by ``key``) until the commit, when
+        ``render(subject, rank)`` gives its statement from the subject's state then. Staging the
+        same key again in the turn keeps one write, of the highest ``rank`` staged: a row that
+        changes three times in a turn is written once. Only while ``deferring``."""
+        entry = self._staged.get(key)
+        if entry is None:
+            self._staged[key] = [subject, rank, render]
         else:
-            self.conn.execute(sql, params)
+            entry[0] = subject
+            if rank > entry[1]:
+                entry[1] = rank
+
+    def settle(self) -> None:
+        """Write what waits for the commit now, so that a read in this turn sees it."""
+        if self._deferred or self._staged:
+            self.flush()
 
     def flush(self) -> None:
-        """Write the deferred rows now, inside the open transaction (before a read of them, or the commit).
+        """Write the staged and deferred rows now, inside the open transaction (before a read of
+        them, or the commit): the rows of each statement in one ``executemany``.
 
         A failure loses the turn as a whole, as any write that SQLite refuses mid-turn may."""
         deferred, self._deferred = self._deferred, []
+        if self._staged:
+            staged, self._staged = self._staged, {}
+            deferred.extend(render(subject, rank) for subject, rank, render in staged.values())
+        deferred.sort(key=_statement)  # stable: each statement's rows keep their order
         try:
-            for sql, rows in itertools.groupby(deferred, key=operator.itemgetter(0)):  # runs of one statement
+            for sql, rows in itertools.groupby(deferred, key=_statement):
                 self.conn.executemany(sql, [params for _, params in rows])
         except sqlite3.Error:
             self._lost = True
@@ -257,6 +293,7 @@ class GroupCommit:
         if self._pending is not None:
             self._lost = True  # opened before in this turn: SQLite rolled that transaction back
         self._deferred.clear()
+        self._staged.clear()
         self.conn.execute("BEGIN IMMEDIATE")
         if self._pending is None:
             self._pending = []
@@ -277,8 +314,7 @@ class GroupCommit:
         ok = self.conn.in_transaction and not self._lost
         try:
             if ok:
-                if self._deferred:
-                    self.flush()
+                self.settle()
                 self.conn.execute("COMMIT")
             else:
                 log.error("a write of this turn failed and SQLite rolled back the turn's transaction; "
@@ -289,6 +325,7 @@ class GroupCommit:
             self.refused(exc)
         self._lost = False
         self._deferred.clear()
+        self._staged.clear()
         if ok:
             if self.failure is not None:
                 self.written()
