@@ -19,7 +19,7 @@ import sqlite3
 import time
 import weakref
 from pathlib import Path
-from typing import Any, Callable, Hashable, Iterator
+from typing import Any, Callable, Iterator
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +92,9 @@ class transaction:  # noqa: N801 - used like the context manager function it rep
     rather than ``@contextmanager``: it runs several times per task.
 
     ``single=True`` promises the block runs at most one statement itself, and otherwise
-    only ``GroupCommit.defer`` and ``GroupCommit.stage`` writes. Inside an open group it
-    then sets no savepoint (two statements per write saved): SQLite undoes a failing
-    statement by itself, and the rows the block deferred are dropped with it. (A staged
-    write stays: it writes its subject as it is at the commit, not as the block left it.)
+    only ``GroupCommit.defer`` rows. Inside an open group it then sets no savepoint (two
+    statements per write saved): SQLite undoes a failing statement by itself, and the rows
+    the block deferred are dropped with it.
     """
 
     __slots__ = ("conn", "nested", "single", "savepoint", "group", "mark")
@@ -181,10 +180,8 @@ class GroupCommit:
     lines, execution rows) until just before the commit, where the rows of each statement
     go in one ``executemany``: a quarter of the cost of one ``execute`` each. Rows of one
     statement keep their order; rows of different statements may be written in any order,
-    so only rows that no other held row depends on may be deferred. ``stage(key, ...)``
-    holds the write of one row that may change again in the turn (a task): it is written
-    once, at the commit, as it is then. A read that must see what is held settles first
-    (``settle``). Outside an open group both run at once.
+    so only rows that no other deferred row depends on may be deferred. A read that must
+    see them settles first (``settle``). Outside an open group it runs at once.
     """
 
     def __init__(self, conn: sqlite3.Connection) -> None:
@@ -192,7 +189,6 @@ class GroupCommit:
         self._armed = False
         self._pending: list[Callable[[bool], None]] | None = None  # None: no writes pending
         self._deferred: list[tuple[str, tuple[Any, ...]]] = []
-        self._staged: dict[Hashable, list[Any]] = {}  # key -> [subject, rank, render]
         self._lost = False  # this turn's transaction vanished under it
         self.on_failure: list[Callable[[], None]] = []
         self.failure: tuple[int, str] | None = None  # (unix ms, error) of the last refused write, until one commits
@@ -241,11 +237,6 @@ class GroupCommit:
         _armed[id(self.conn)] = self
         loop.call_soon(self.commit)
 
-    @property
-    def deferring(self) -> bool:
-        """A group transaction is open: writes may wait for its commit (``defer``, ``stage``)."""
-        return self._pending is not None and self.conn.in_transaction
-
     def defer(self, sql: str, params: tuple[Any, ...]) -> int | None:
         """Run ``sql`` at this turn's commit: None. When no group transaction is open it runs at
         once, and the answer is how many rows it changed."""
@@ -254,33 +245,17 @@ class GroupCommit:
             return None
         return self.conn.execute(sql, params).rowcount
 
-    def stage(self, key: Hashable, subject: Any, rank: int, render: Callable[[Any, int], tuple[str, tuple[Any, ...]]]) -> None:
-        """Hold the write of ``subject`` (one row, named by ``key``) until the commit, when
-        ``render(subject, rank)`` gives its statement from the subject's state then. Staging the
-        same key again in the turn keeps one write, of the highest ``rank`` staged: a row that
-        changes three times in a turn is written once. Only while ``deferring``."""
-        entry = self._staged.get(key)
-        if entry is None:
-            self._staged[key] = [subject, rank, render]
-        else:
-            entry[0] = subject
-            if rank > entry[1]:
-                entry[1] = rank
-
     def settle(self) -> None:
         """Write what waits for the commit now, so that a read in this turn sees it."""
-        if self._deferred or self._staged:
+        if self._deferred:
             self.flush()
 
     def flush(self) -> None:
-        """Write the staged and deferred rows now, inside the open transaction (before a read of
-        them, or the commit): the rows of each statement in one ``executemany``.
+        """Write the deferred rows now, inside the open transaction (before a read of them, or
+        the commit): the rows of each statement in one ``executemany``.
 
         A failure loses the turn as a whole, as any write that SQLite refuses mid-turn may."""
         deferred, self._deferred = self._deferred, []
-        if self._staged:
-            staged, self._staged = self._staged, {}
-            deferred.extend(render(subject, rank) for subject, rank, render in staged.values())
         deferred.sort(key=_statement)  # stable: each statement's rows keep their order
         try:
             for sql, rows in itertools.groupby(deferred, key=_statement):
@@ -293,7 +268,6 @@ class GroupCommit:
         if self._pending is not None:
             self._lost = True  # opened before in this turn: SQLite rolled that transaction back
         self._deferred.clear()
-        self._staged.clear()
         self.conn.execute("BEGIN IMMEDIATE")
         if self._pending is None:
             self._pending = []
@@ -325,7 +299,6 @@ class GroupCommit:
             self.refused(exc)
         self._lost = False
         self._deferred.clear()
-        self._staged.clear()
         if ok:
             if self.failure is not None:
                 self.written()

@@ -86,36 +86,11 @@ _EXECUTION_SQL = (f"INSERT OR IGNORE INTO executions({', '.join(_EXECUTION_COLUM
                   f"VALUES ({','.join('?' * len(_EXECUTION_COLUMNS))})")
 _HISTORY_SQL = "INSERT INTO task_history(task_id, at, event, generation, agent_id, details) VALUES (?,?,?,?,?,?)"
 _INSERT_COLUMNS = (
-    "seq", "task_id", "description", "priority", "status", "generation", "attempts", "max_attempts", "assigned_to",
+    "task_id", "description", "priority", "status", "generation", "attempts", "max_attempts", "assigned_to",
     "assigned_at", *(_JSON_FIELDS[:6]), "assign_to", "complexity", "routing_decision", "result", "last_error",
     "created_at", "updated_at", "completed_at",
 )
 _INSERT_SQL = f"INSERT INTO tasks({','.join(_INSERT_COLUMNS)}) VALUES ({','.join('?' * len(_INSERT_COLUMNS))})"
-# What a write of a task sets, narrowest first; a task staged twice in one turn is written with the wider.
-_STATUS, _FINAL, _ALL, _INSERT = 1, 2, 3, 4
-_SCOPES = {"status": _STATUS, "final": _FINAL, "all": _ALL}
-
-
-def _render(t: Task, rank: int) -> tuple[str, tuple[Any, ...]]:
-    """The statement that writes task ``t`` as it is now: INSERT, or the UPDATE of ``rank``'s columns.
-    The columns spelled out: this runs several times per task."""
-    if rank == _STATUS:
-        return _STATUS_SQL, (t.status, t.updated_at, t.task_id)
-    if rank == _FINAL:
-        return _FINAL_SQL, (t.status, None if t.result is None else _dumps(t.result), t.last_error, t.updated_at,
-                            t.completed_at, t.task_id)
-    if rank == _ALL:
-        return _UPDATE_SQL, (t.status, t.generation, t.attempts, t.assigned_to, t.assigned_at,
-                             None if t.routing_decision is None else _dumps(t.routing_decision),
-                             None if t.result is None else _dumps(t.result), t.last_error, t.updated_at,
-                             t.completed_at, t.task_id)
-    return _INSERT_SQL, (
-        t.seq, t.task_id, t.description, t.priority, t.status, t.generation, t.attempts, t.max_attempts,
-        t.assigned_to, t.assigned_at, _json_or_empty(t.metadata, "{}"), _json_or_empty(t.file_hints, "[]"),
-        _json_or_empty(t.success_criteria, "[]"), _json_or_empty(t.verification_steps, "[]"),
-        _json_or_empty(t.needed_capabilities, "[]"), _json_or_empty(t.depends_on, "[]"), t.assign_to,
-        _dumps(t.complexity), None if t.routing_decision is None else _dumps(t.routing_decision),
-        None if t.result is None else _dumps(t.result), t.last_error, t.created_at, t.updated_at, t.completed_at)
 
 
 def usd_to_nano(value: float | Decimal | None) -> int | None:
@@ -154,11 +129,6 @@ class TaskStore:
         # or rolls it back, these are the tasks whose memory the hub reloads (HubCore.resync).
         self.touched: set[str] = set()
         self.touched_executions = False
-        # The queue order of the last task inserted; the next one gets the next number. Given by the
-        # hub rather than by SQLite so an INSERT can wait for the turn's commit (staged) like any write.
-        self._last_seq = int(conn.execute(
-            "SELECT max(coalesce((SELECT max(seq) FROM tasks), 0), "
-            "coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'tasks'), 0))").fetchone()[0])
 
     def _touch(self, task_id: str) -> None:
         if not self.conn.in_transaction:  # a new transaction: what earlier ones wrote is settled
@@ -169,16 +139,19 @@ class TaskStore:
     # ------------------------------------------------------------------ writes
 
     def insert(self, task: Task, history: tuple[str, str | None, dict[str, Any] | None] | None = None) -> None:
-        """Add a new task (and its first history line); sets ``task.seq``, its place in the queue."""
+        t = task  # the columns of _INSERT_COLUMNS, spelled out: this runs once per task submitted
+        values = (t.task_id, t.description, t.priority, t.status, t.generation, t.attempts, t.max_attempts,
+                  t.assigned_to, t.assigned_at, _json_or_empty(t.metadata, "{}"), _json_or_empty(t.file_hints, "[]"),
+                  _json_or_empty(t.success_criteria, "[]"), _json_or_empty(t.verification_steps, "[]"),
+                  _json_or_empty(t.needed_capabilities, "[]"), _json_or_empty(t.depends_on, "[]"), t.assign_to,
+                  _dumps(t.complexity), None if t.routing_decision is None else _dumps(t.routing_decision),
+                  None if t.result is None else _dumps(t.result), t.last_error, t.created_at, t.updated_at,
+                  t.completed_at)
         line = self._history_line(task, *history) if history else None  # built first: nothing may fail after the INSERT
-        self._touch(task.task_id)
-        task.seq = self._last_seq + 1
-        with transaction(self.conn, single=True):  # one INSERT, or none at all in a group commit
-            if self.group.deferring:
-                self.group.stage(task.task_id, task, _INSERT, _render)
-            else:
-                self.conn.execute(*_render(task, _INSERT))
-            self._last_seq = task.seq
+        self._touch(t.task_id)
+        with transaction(self.conn, single=True):  # one INSERT; the history line is deferred
+            cur = self.conn.execute(_INSERT_SQL, values)
+            task.seq = int(cur.lastrowid or 0)
             if line is not None:
                 self.group.defer(_HISTORY_SQL, line)
 
@@ -189,20 +162,24 @@ class TaskStore:
         ``scope`` names what changed since the task's last write, so the UPDATE sets only that:
         "status" (status, updated_at), "final" (those, result, last_error and completed_at: a
         task finishing), or "all" (every mutable column; anything else, e.g. an assignment).
-
-        In a group commit the row is staged (``GroupCommit.stage``): it is written once at the
-        turn's commit, from the task as it is then, with every column any of the turn's saves named.
         """
-        rank = _SCOPES.get(scope)
-        if rank is None:
+        t = task  # the columns, spelled out: this runs several times per task
+        if scope == "status":
+            sql, values = _STATUS_SQL, (t.status, t.updated_at, t.task_id)
+        elif scope == "final":
+            sql, values = _FINAL_SQL, (t.status, None if t.result is None else _dumps(t.result), t.last_error,
+                                       t.updated_at, t.completed_at, t.task_id)
+        elif scope == "all":
+            sql, values = _UPDATE_SQL, (
+                t.status, t.generation, t.attempts, t.assigned_to, t.assigned_at,
+                None if t.routing_decision is None else _dumps(t.routing_decision),
+                None if t.result is None else _dumps(t.result), t.last_error, t.updated_at, t.completed_at, t.task_id)
+        else:
             raise ValueError(f"unknown save scope {scope!r}; expected all, status or final")
         line = self._history_line(task, event, agent_id, details) if event else None  # built first (see insert)
-        self._touch(task.task_id)
-        with transaction(self.conn, single=True):  # one UPDATE, or none at all in a group commit
-            if self.group.deferring:
-                self.group.stage(task.task_id, task, rank, _render)
-            else:
-                self.conn.execute(*_render(task, rank))
+        self._touch(t.task_id)
+        with transaction(self.conn, single=True):  # one UPDATE; the history line is deferred
+            self.conn.execute(sql, values)
             if line is not None:
                 self.group.defer(_HISTORY_SQL, line)
 
@@ -228,14 +205,12 @@ class TaskStore:
     # ------------------------------------------------------------------ reads
 
     def load_open(self) -> list[Task]:
-        self.group.settle()  # the rows this turn has not written yet are read too
         rows = self.conn.execute(
             f"SELECT * FROM tasks WHERE status IN ({','.join('?' * len(OPEN_STATES))}) ORDER BY seq", OPEN_STATES
         ).fetchall()
         return [self._task(r) for r in rows]
 
     def get(self, task_id: str) -> Task | None:
-        self.group.settle()
         row = self.conn.execute("SELECT * FROM tasks WHERE task_id=?", (task_id,)).fetchone()
         return self._task(row) if row else None
 
@@ -243,14 +218,13 @@ class TaskStore:
         ids = list(task_ids)
         if not ids:
             return {}
-        self.group.settle()
         rows = self.conn.execute(
             f"SELECT task_id, status FROM tasks WHERE task_id IN ({','.join('?' * len(ids))})", ids
         ).fetchall()
         return {r["task_id"]: r["status"] for r in rows}
 
     def history(self, task_id: str) -> list[dict[str, Any]]:
-        self.group.settle()
+        self.group.settle()  # lines of this turn not written yet: the read must see them
         rows = self.conn.execute(
             "SELECT at, event, generation, agent_id, details FROM task_history WHERE task_id=? ORDER BY id", (task_id,)
         ).fetchall()
@@ -262,7 +236,6 @@ class TaskStore:
 
     def query(self, *, status: str | None = None, agent_id: str | None = None, tier: str | None = None,
               limit: int = 100, offset: int = 0) -> tuple[list[Task], int]:
-        self.group.settle()
         where, args = [], []
         if status:
             where.append("status=?")
@@ -281,7 +254,6 @@ class TaskStore:
         return [self._task(r) for r in rows], int(total)
 
     def counts(self) -> dict[str, int]:
-        self.group.settle()
         counts = {s: 0 for s in ALL_STATES}
         for row in self.conn.execute("SELECT status, count(*) AS n FROM tasks GROUP BY status"):
             counts[row["status"]] = row["n"]

@@ -93,3 +93,21 @@ def test_the_routers_spend_is_asked_again_after_a_run_ends_or_the_store_fails(tm
     router.task_changed(SimpleNamespace(task_id="real", status="completed", routing_decision=None))
     assert router._spend_at(JAN_15).today_usd == 3.0
     conn.close()
+
+
+def test_a_run_recorded_in_this_turn_is_counted(tmp_path: Path) -> None:
+    """The hub defers execution rows to its group commit; ``settle`` writes them before the read."""
+    conn = open_db(tmp_path / "hub.db")
+    held: list[tuple[str, int | None, int]] = []
+
+    def settle() -> None:
+        for row in held:
+            _insert(conn, *row)
+        held.clear()
+
+    spend = ExecutionSpend(conn, settle=settle)
+    assert spend(JAN_15).today_usd == 0.0
+    held.append(("cloud", 2_000_000_000, JAN_15))
+    assert spend(JAN_15 + 1).today_usd == 2.0 and not held
+    assert ExecutionSpend(conn)(JAN_15 + 2).today_usd == 2.0
+    conn.close()

@@ -142,3 +142,31 @@ def test_listing_an_agents_tasks_uses_the_agent_index(store: TaskStore) -> None:
     plan = " ".join(r[3] for r in store.conn.execute(
         "EXPLAIN QUERY PLAN SELECT * FROM tasks WHERE assigned_to=? AND status=? ORDER BY seq DESC", ("a", "working")))
     assert "tasks_agent" in plan
+
+
+@pytest.mark.anyio
+async def test_in_a_group_commit_the_execution_row_waits_for_the_commit_and_reads_see_it(
+        tmp_path: Path, anyio_backend: str) -> None:
+    """Deferred to the turn's commit (one executemany with the turn's other runs), yet a read of
+    executions in the same turn sees it, and a duplicate still leaves one row."""
+    import sqlite3
+
+    from agentcom.store.db import transaction
+
+    path = tmp_path / "tasks.db"
+    store = TaskStore(open_db(path))
+    store.insert(_task("t1"))
+    store.insert(_task("t2"))
+    other = sqlite3.connect(path)
+    store.group.begin()
+    with transaction(store.conn, single=True):
+        assert store.record_execution(_execution("t1", 1))
+        assert store.record_execution(_execution("t2", 1, tokens_in=7))
+    store.group.defer(*store.group._deferred[0])  # the same row again: ignored at the commit
+    assert store.conn.execute("SELECT count(*) FROM executions").fetchone()[0] == 0  # not written yet
+    assert [r["task_id"] for r in store.executions()] == ["t1", "t2"]  # a read settles first
+    assert store.totals()["tokens_in"] == 17
+    assert await store.group.committed() is True
+    assert other.execute("SELECT task_id, tokens_in FROM executions ORDER BY id").fetchall() == [("t1", 10), ("t2", 7)]
+    other.close()
+    store.conn.close()
