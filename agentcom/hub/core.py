@@ -112,6 +112,9 @@ class HubCore:
         self._call_later = call_later
         self.tasks: dict[str, Task] = {}          # open tasks only
         self.agents: dict[str, Agent] = {}
+        # The online agents with a free slot, kept current by ``_slots`` at every change of an agent's
+        # tasks or presence: ``schedule`` runs twice per task and must not walk every agent each time.
+        self._free: dict[str, Agent] = {}
         self.ready = ReadyQueue(self._is_ready)
         self._waiting_on: dict[str, set[str]] = collections.defaultdict(set)  # dependency -> dependents
         self._parked: dict[str, int] = {}          # task_id -> retry routing at (ms)
@@ -155,6 +158,7 @@ class HubCore:
             if agent is None:
                 agent = self.agents[task.assigned_to] = placeholder(task.assigned_to, now)
             agent.tasks[task.task_id] = task.status
+            self._slots(agent)
 
     # ------------------------------------------------------------------ submit / cancel / retry
 
@@ -289,6 +293,7 @@ class HubCore:
                 send(m.TaskContinue(task_id=task_id, generation=generation))
             else:
                 send(m.TaskReassign(task_id=task_id))
+        self._slots(agent)
         self.pubsub.publish("agents", {"kind": "agent", "agent": agent.view()})
         if self._parked:  # tasks waiting for an endpoint: the new sidecar may serve them itself
             self.unpark_all()
@@ -302,6 +307,7 @@ class HubCore:
             return  # already replaced by a newer connection
         agent.online = False
         agent.last_seen = self.clock()
+        self._slots(agent)
         if not agent.tasks:
             del self.agents[agent.agent_id]
             self.pubsub.publish("agents", {"kind": "agent_left", "agent_id": agent.agent_id})
@@ -332,6 +338,7 @@ class HubCore:
                 if task_id in self.tasks:
                     self._reclaim(self.tasks[task_id], "lease expired")
             agent.tasks.clear()
+            self._slots(agent)
             if self.agents.get(agent.agent_id) is agent:
                 del self.agents[agent.agent_id]
                 self.pubsub.publish("agents", {"kind": "agent_left", "agent_id": agent.agent_id})
@@ -461,9 +468,9 @@ class HubCore:
         """Assign ready tasks to agents with free slots, best priority first. Returns how many."""
         if not len(self.ready):  # the common case under load is checked first: it costs nothing
             return 0
-        free = [a for a in self.agents.values() if a.online and len(a.tasks) < a.concurrency]  # a.free_slots > 0
-        if not free:
+        if not self._free:
             return 0
+        free = list(self._free.values())
         assigned = 0
         blocked: set[Any] = set()
         now = self.clock()
@@ -544,6 +551,7 @@ class HubCore:
                                                           "model": decision.get("selected_model")})
         agent.tasks[task.task_id] = "assigned"
         agent.last_assigned_at = now
+        self._slots(agent)
         self.router.record(decision)
         self._count("queued", "assigned")
         agent.send(self.assign_frame(task))
@@ -602,6 +610,7 @@ class HubCore:
         now = self.clock()
         for agent in self.agents.values():
             agent.tasks.clear()
+            self._slots(agent)
         for task in self.tasks.values():
             if task.task_id not in self._parked:  # parked ones come back on their own timer
                 self._index(task, now)
@@ -676,7 +685,16 @@ class HubCore:
 
     def _release(self, agent: Agent, task_id: str) -> None:
         agent.tasks.pop(task_id, None)
+        self._slots(agent)
         self._publish_agent(agent)
+
+    def _slots(self, agent: Agent) -> None:
+        """After any change of ``agent``'s tasks or presence: file it among the free agents, or not."""
+        current = self.agents.get(agent.agent_id)
+        if agent is current and agent.online and len(agent.tasks) < agent.concurrency:
+            self._free[agent.agent_id] = agent
+        elif (held := self._free.get(agent.agent_id)) is not None and (held is agent or held is not current):
+            del self._free[agent.agent_id]  # this agent is full or gone, or a newer connection replaced it
 
     def _publish_agent(self, agent: Agent) -> None:
         """Tell dashboards an agent's state changed (idle / assigned / working)."""

@@ -92,6 +92,7 @@ class ModelRouter:
         self._wait_factory = wait_factory
         self._waiting_since: dict[str, int] = {}
         self._last: collections.OrderedDict[str, tuple[str, str | None]] = collections.OrderedDict()
+        self._views: dict[str, tuple[Any, TaskView]] = {}  # task_id -> (complexity, its view) until forgotten
         self._hosts: dict[str | None, str | None] = {}  # ollama_url -> host_of(ollama_url)
         self._registered_hosts: dict[str, tuple[str, str]] = {}  # agent id -> (ollama_url, host registered for it)
         self._spent: tuple[int, Spend] | None = None  # (now, spend at now)
@@ -187,7 +188,7 @@ class ModelRouter:
                 selected_model=target.model if same else None, fallback_used=not same,
                 fallback_from_tier=None if same else tier, fallback_reason=None if same else "no_healthy_endpoint",
                 candidate_count=sum(serves(kind) in a.capabilities for a in agents),
-                classification_reason=explain(view.complexity), estimated_cost_tier="local", decided_at=now)
+                classification_reason=view.reason or explain(view.complexity), estimated_cost_tier="local", decided_at=now)
             return Routed(decision, Target(kind, decision.selected_model), detail=f"a sidecar serves {kind} itself")
         return None
 
@@ -242,6 +243,7 @@ class ModelRouter:
         """Drop what is remembered about a finished or cancelled task."""
         self._waiting_since.pop(task_id, None)
         self._last.pop(task_id, None)
+        self._views.pop(task_id, None)
         self._untrack(task_id)
 
     def task_changed(self, task: Any) -> None:
@@ -309,12 +311,23 @@ class ModelRouter:
     # ------------------------------------------------------------------ internals
 
     def _task_view(self, task: Any) -> TaskView:
+        """What routing reads of a task, built once per task: it is routed again on every attempt and
+        every recheck while it waits. Kept with the complexity it was built from: a task reloaded from
+        the store (a new dict) gets a new view."""
+        kept = self._views.get(task.task_id)
+        if kept is not None and kept[0] is task.complexity:
+            return kept[1]
         try:
             complexity = msgspec.convert(task.complexity, Complexity)
         except msgspec.ValidationError:  # a row from an older hub: classify it again
             complexity = self.classifier.classify(task.description, file_hints=task.file_hints or (),
                                                   verification_steps=task.verification_steps or ())
-        return TaskView(complexity=complexity, has_shell_command=bool((task.metadata or {}).get("shell_command")))
+        view = TaskView(complexity=complexity, has_shell_command=bool((task.metadata or {}).get("shell_command")),
+                        reason=explain(complexity))
+        if len(self._views) >= _MEMORY:  # tasks never finished here (lost with a failed write): start afresh
+            self._views.clear()
+        self._views[task.task_id] = (task.complexity, view)
+        return view
 
     def _avoid_endpoints(self, task: Any) -> set[str]:
         last = self._last.get(task.task_id)

@@ -61,11 +61,14 @@ class TaskView:
 
     ``has_shell_command``: ``metadata.shell_command`` is set, so the sidecar target can run it.
     ``estimated_tokens``: (in, out) to price a cloud run; default from ``budget.estimate_tokens``.
+    ``reason``: ``explain(complexity)``, given by a caller that keeps the view for the task's next
+    routing (a task is routed again on each attempt and while it waits); derived when left out.
     """
 
     complexity: Complexity
     has_shell_command: bool = False
     estimated_tokens: tuple[int, int] | None = None
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -228,7 +231,7 @@ def route(
     ``in_flight``: tasks currently running per endpoint id, to spread load.
     """
     complexity = task.complexity
-    reason = explain(complexity)
+    reason = task.reason or explain(complexity)
     since = now if waiting_since is None else waiting_since
     waited_enough = now - since >= policy.fallback_wait_ms
     loads = in_flight or {}

@@ -62,6 +62,7 @@ def _check(hub: Hub, peers: list[Peer]) -> None:
         else:
             agent = core.agents[task.assigned_to]  # type: ignore[index]
             assert agent.tasks.get(task_id) == task.status
+    assert core._free == {a.agent_id: a for a in core.agents.values() if a.online and len(a.tasks) < a.concurrency}
     for agent in core.agents.values():
         assert len(agent.tasks) <= agent.concurrency
         assert all(core.tasks[t].assigned_to == agent.agent_id for t in agent.tasks)

@@ -235,3 +235,17 @@ def test_routing_settings_changed_on_a_running_router_apply_to_the_next_decision
     decision, _ = router.route(task, [hub_agent("a")], NOW + 1)
     assert (decision["target_type"], decision["selected_model"]) == ("claude", "claude-haiku-4-5")
     assert router.classify(TaskSubmission(description="a binary search"))["inferred"]["tier"] == "complex"
+
+
+def test_a_task_view_is_built_once_per_task_and_again_when_the_task_is_reloaded() -> None:
+    router = ModelRouter(settings(), EndpointRegistry())
+    agents = [hub_agent("a1")]
+    task = hub_task(router, "ls the repo", complexity_tier="trivial", metadata={"shell_command": "ls"})
+    first = router._task_view(task)
+    decision, _ = router.route(task, agents, NOW)
+    assert router._task_view(task) is first and decision["classification_reason"] == first.reason
+    assert first.reason.startswith("explicit:trivial")
+    reloaded = hub_task(router, "Refactor the scheduler", complexity_tier="complex")  # same id, a new complexity
+    assert router._task_view(reloaded).complexity.effective_tier == "complex"
+    router.forget("task-1")
+    assert router._views == {}
