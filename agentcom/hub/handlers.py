@@ -13,7 +13,6 @@ import hmac
 import io
 import logging
 import sqlite3
-import struct
 from typing import Any, Awaitable, Callable
 
 import msgspec
@@ -21,6 +20,7 @@ from tornado import web, websocket
 from tornado.iostream import StreamClosedError
 
 from agentcom.errors import InvalidJson, NotFound, ProtocolError, StoreUnavailable, ValidationFailed
+from agentcom.hub.wsframes import BatchedFrameProtocol, text_frame
 from agentcom.protocol import codec
 from agentcom.protocol.api import EndpointRegistration, TaskSubmission
 
@@ -262,6 +262,13 @@ class SidecarSocketHandler(websocket.WebSocketHandler):
     def check_origin(self, origin: str) -> bool:
         return False  # sidecars are programs: a browser page must never open this socket
 
+    def get_websocket_protocol(self) -> websocket.WebSocketProtocol | None:
+        """Tornado's protocol, reading frames in batches (``agentcom.hub.wsframes``)."""
+        protocol = super().get_websocket_protocol()
+        if type(protocol) is websocket.WebSocketProtocol13:
+            return BatchedFrameProtocol(self, protocol.mask_outgoing, protocol.params)
+        return protocol
+
     def prepare(self) -> None:
         """An address cooling down (``agentcom.hub.guard``) is answered 429 before the upgrade."""
         left, why = self.hub.guard.refused_for(self.request.remote_ip or "")
@@ -307,16 +314,6 @@ class SidecarSocketHandler(websocket.WebSocketHandler):
     def on_close(self) -> None:
         if self.session is not None:
             self.session.on_close()
-
-
-def text_frame(payload: bytes) -> bytes:
-    """A final, unmasked, uncompressed WebSocket text frame (RFC 6455 5.2), as a server sends it."""
-    size = len(payload)
-    if size < 126:
-        return b"\x81" + bytes((size,)) + payload
-    if size <= 0xFFFF:
-        return struct.pack("!BBH", 0x81, 126, size) + payload
-    return struct.pack("!BBQ", 0x81, 127, size) + payload
 
 
 class StandaloneAuth(web.RequestHandler):
