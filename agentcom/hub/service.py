@@ -27,6 +27,7 @@ from agentcom.hub.session import SidecarSession
 from agentcom.protocol.api import TaskSubmission
 from agentcom.protocol.messages import ErrorFrame
 from agentcom.store import tokens
+from agentcom.store.checkpoint import BACKSTOP_PAGES as CHECKPOINT_BACKSTOP_PAGES, Checkpointer
 from agentcom.store.db import open_db
 from agentcom.store.tasks import Task, TaskStore
 
@@ -68,6 +69,7 @@ class HubService:
                 setattr(self.settings, name, value)
         self.conn = open_db(self.settings.db_path)
         self.store = TaskStore(self.conn)
+        self.checkpointer = Checkpointer(self.settings.db_path)  # started with the timers: WAL copies off the loop
         self.admin_token = self.settings.admin_token or load_or_create_admin_token(self.settings.db_path)
         self._token_digests: dict[str, bytes] = {}  # agent_id -> digest of the token it identified with
         self.router = router or self._default_router()
@@ -120,6 +122,8 @@ class HubService:
 
     def start_timers(self) -> None:
         self._loop = IOLoop.current()
+        self.conn.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_BACKSTOP_PAGES}")
+        self.checkpointer.start()
         sweep = PeriodicCallback(self.core.sweep_leases, max(50, min(1000, self.settings.lease_ms // 4)))
         sweep.start()
         self._timers.append(sweep)
@@ -145,6 +149,7 @@ class HubService:
         for agent in list(self.core.agents.values()):
             if agent.online:
                 agent.close(1001, "hub shutting down")
+        self.checkpointer.stop()
         try:
             self.store.group.commit()
             self.conn.close()
