@@ -7,6 +7,7 @@ file is always the truth after a crash: ``load_open`` rebuilds the queue exactly
 
 from __future__ import annotations
 
+import operator
 import sqlite3
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -84,6 +85,7 @@ _EXECUTION_COLUMNS = (
 )
 _EXECUTION_SQL = (f"INSERT OR IGNORE INTO executions({', '.join(_EXECUTION_COLUMNS)}) "
                   f"VALUES ({','.join('?' * len(_EXECUTION_COLUMNS))})")
+_execution_values = operator.itemgetter(*_EXECUTION_COLUMNS)  # a row dict's values in column order, in C
 _HISTORY_SQL = "INSERT INTO task_history(task_id, at, event, generation, agent_id, details) VALUES (?,?,?,?,?,?)"
 _INSERT_COLUMNS = (
     "task_id", "description", "priority", "status", "generation", "attempts", "max_attempts", "assigned_to",
@@ -199,7 +201,7 @@ class TaskStore:
         finishes the task) in the same write, so it never sends one twice."""
         self._touch(row["task_id"])
         self.touched_executions = True
-        written = self.group.defer(_EXECUTION_SQL, tuple(row[c] for c in _EXECUTION_COLUMNS))
+        written = self.group.defer(_EXECUTION_SQL, _execution_values(row))
         return written is None or written == 1
 
     # ------------------------------------------------------------------ reads
