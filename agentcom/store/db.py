@@ -124,6 +124,9 @@ class transaction:  # noqa: N801 - used like the context manager function it rep
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         if kind is not None and self.group is not None:  # what the block deferred goes with it
             del self.group._deferred[self.mark:]
+        if kind is not None and self.group is not None and not self.conn.in_transaction:
+            self.group._lost = True  # SQLite dropped the whole turn: what it deferred must never be written
+            self.group._deferred.clear()
         if self.nested and not self.savepoint:  # SQLite undid the failing statement itself
             return
         if not self.conn.in_transaction:
@@ -248,6 +251,9 @@ class GroupCommit:
     def settle(self) -> None:
         """Write what waits for the commit now, so that a read in this turn sees it."""
         if self._deferred:
+            if not self.conn.in_transaction or self._lost:  # the turn is lost: never write its rows on their own
+                self._deferred.clear()
+                return
             self.flush()
 
     def flush(self) -> None:

@@ -182,6 +182,70 @@ async def test_a_turn_whose_transaction_sqlite_rolled_back_acknowledges_none_of_
         api.close()
 
 
+async def test_a_lost_turn_writes_none_of_its_deferred_rows_and_totals_stay_the_files(make_hub, sidecar_ws) -> None:
+    """Execution rows and history lines wait for the turn's commit. When SQLite drops the turn (disk full),
+    the reload that follows reads totals; that read must not write the lost turn's rows on their own."""
+    hub = await make_hub()
+    api = Api(hub)
+    try:
+        sidecar = await sidecar_ws(hub, concurrency=2)
+        first = await api.submit(description="first")
+        second = await api.submit(description="second")
+        assigns = {a["task_id"]: a for a in [await sidecar.assignment(), await sidecar.assignment()]}
+        await sidecar.accept(assigns[first])
+        await sidecar.accept(assigns[second])
+        agent = hub.core.agents["agent-1"]
+        _fill(hub, spare_pages=8)
+
+        hub.store.group.begin()
+        hub.core.complete(agent, m.TaskComplete(task_id=first, generation=assigns[first]["generation"], result=result()))
+        with pytest.raises(StoreUnavailable):
+            hub.core.complete(agent, m.TaskComplete(task_id=second, generation=assigns[second]["generation"],
+                                                    result=result(output=BIG)))
+        assert await hub.store.group.committed() is False
+        assert hub.conn.execute("SELECT count(*) FROM executions").fetchone()[0] == 0
+        assert hub.conn.execute("SELECT count(*) FROM task_history WHERE event = 'completed'").fetchone()[0] == 0
+        assert hub.core.totals_nano == hub.store.totals_nano()
+
+        _free(hub)
+        again = await sidecar_ws(hub, concurrency=2, resume=[m.ResumeEntry(task_id=t, generation=a["generation"])
+                                                             for t, a in assigns.items()])
+        assert {(await again.recv())["type"] for _ in assigns} == {"task_continue"}
+        await again.complete(assigns[first])
+        await again.complete(assigns[second])
+        assert hub.conn.execute("SELECT count(*) FROM executions").fetchone()[0] == 2
+        assert hub.conn.execute("SELECT count(*) FROM task_history WHERE event = 'completed'").fetchone()[0] == 2
+        assert hub.core.totals_nano == hub.store.totals_nano() and hub.core.totals_nano["executions"] == 2
+        _healthy(hub, [first, second])
+    finally:
+        api.close()
+
+
+async def test_the_history_line_of_an_accept_in_a_lost_turn_is_not_written(make_hub, sidecar_ws) -> None:
+    hub = await make_hub()
+    api = Api(hub)
+    try:
+        sidecar = await sidecar_ws(hub, concurrency=2)
+        first = await api.submit(description="first")
+        second = await api.submit(description="second")
+        assigns = {a["task_id"]: a for a in [await sidecar.assignment(), await sidecar.assignment()]}
+        await sidecar.accept(assigns[second])
+        agent = hub.core.agents["agent-1"]
+        _fill(hub, spare_pages=8)
+
+        hub.store.group.begin()
+        hub.core.accepted(agent, m.TaskAccepted(task_id=first, generation=assigns[first]["generation"]))
+        with pytest.raises(StoreUnavailable):
+            hub.core.complete(agent, m.TaskComplete(task_id=second, generation=assigns[second]["generation"],
+                                                    result=result(output=BIG)))
+        assert await hub.store.group.committed() is False
+        events = [r[0] for r in hub.conn.execute("SELECT event FROM task_history WHERE task_id = ? ORDER BY id", (first,))]
+        assert "accepted" not in events and hub.core.tasks[first].status == "assigned"
+    finally:
+        _free(hub)
+        api.close()
+
+
 async def test_a_group_commit_whose_transaction_vanished_fails_whole_and_keeps_every_waiter(tmp_path, anyio_backend) -> None:
     """The store alone: write A, write B fills the disk (SQLite drops the transaction, A with it),
     write C opens a new one in the same turn. Nothing of the turn may be committed, and A's
