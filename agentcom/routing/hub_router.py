@@ -108,6 +108,7 @@ class ModelRouter:
         try:
             if change["name"] in _CLASSIFIER_SETTINGS:
                 self.classifier = Classifier.from_settings(self.settings)
+                self._views.clear()  # a view may hold a classification of the old classifier (an old row's)
             else:
                 self.policy = RoutingPolicy.from_settings(self.settings)
         except ConfigError as exc:
