@@ -6,7 +6,6 @@ Jupyter server extension mounts the same routes on the Jupyter server instead.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import secrets
@@ -28,8 +27,7 @@ from agentcom.hub.session import SidecarSession
 from agentcom.protocol.api import TaskSubmission
 from agentcom.protocol.messages import ErrorFrame
 from agentcom.store import tokens
-from agentcom.store.checkpoint import BACKSTOP_PAGES, Checkpointer, database_file
-from agentcom.store.db import WAL_AUTOCHECKPOINT_PAGES, open_db
+from agentcom.store.db import open_db
 from agentcom.store.tasks import Task, TaskStore
 
 log = logging.getLogger(__name__)
@@ -70,8 +68,6 @@ class HubService:
                 setattr(self.settings, name, value)
         self.conn = open_db(self.settings.db_path)
         self.store = TaskStore(self.conn)
-        # started with the timers: the WAL is copied back into the file off the loop
-        self.checkpointer = Checkpointer(database_file(self.conn), on_working=self._checkpoints_working)
         self.admin_token = self.settings.admin_token or load_or_create_admin_token(self.settings.db_path)
         self._token_digests: dict[str, bytes] = {}  # agent_id -> digest of the token it identified with
         self.router = router or self._default_router()
@@ -124,7 +120,6 @@ class HubService:
 
     def start_timers(self) -> None:
         self._loop = IOLoop.current()
-        self.checkpointer.start()
         sweep = PeriodicCallback(self.core.sweep_leases, max(50, min(1000, self.settings.lease_ms // 4)))
         sweep.start()
         self._timers.append(sweep)
@@ -134,18 +129,6 @@ class HubService:
         if self.registry is not None:
             self.registry.start()
         self.core.schedule()
-
-    def _checkpoints_working(self, working: bool) -> None:
-        """From the checkpoint thread: its checkpoints work (or stopped); on the loop, the hub's own
-        connection checkpoints only as a backstop (or as it did before)."""
-        loop = self._loop
-        if loop is not None:
-            loop.add_callback(self._set_autocheckpoint, BACKSTOP_PAGES if working else WAL_AUTOCHECKPOINT_PAGES)
-
-    def _set_autocheckpoint(self, pages: int) -> None:
-        if self._timers:  # not closed meanwhile
-            with contextlib.suppress(sqlite3.Error):
-                self.conn.execute(f"PRAGMA wal_autocheckpoint = {pages}")
 
     def _call_later(self, delay_s: float, callback: Callable[[], None]) -> None:
         if self._loop is not None:
@@ -162,7 +145,6 @@ class HubService:
         for agent in list(self.core.agents.values()):
             if agent.online:
                 agent.close(1001, "hub shutting down")
-        self.checkpointer.stop()
         try:
             self.store.group.commit()
             self.conn.close()

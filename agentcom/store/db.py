@@ -27,9 +27,6 @@ from agentcom.errors import StoreError
 from agentcom.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 
-WAL_AUTOCHECKPOINT_PAGES = 10_000  # see open_db; a hub with a working Checkpointer raises it (store.checkpoint)
-
-
 def open_db(path: str | os.PathLike[str], *, readonly: bool = False) -> sqlite3.Connection:
     """Open (creating and migrating unless ``readonly``) the store at ``path``."""
     target = Path(path).expanduser()
@@ -56,7 +53,7 @@ def open_db(path: str | os.PathLike[str], *, readonly: bool = False) -> sqlite3.
             conn.execute("PRAGMA synchronous = NORMAL")
             # Checkpoints (WAL -> DB, with fsync) run on the hub's loop: fewer, larger ones write back
             # hot pages once instead of many times. 10000 pages = a WAL of up to ~40 MB.
-            conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+            conn.execute("PRAGMA wal_autocheckpoint = 10000")
             _migrate(conn, target)
         else:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
