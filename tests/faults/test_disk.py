@@ -140,6 +140,21 @@ async def test_a_completion_the_full_disk_refuses_is_answered_and_the_session_go
         api.close()
 
 
+async def _two_held_then_full(hub: Hub, sidecar_ws: Any, api: Api,
+                               *accepted: str) -> tuple[Any, str, str, dict[str, Any], Any]:
+    """One sidecar holds two tasks, "first" and "second", those named in ``accepted`` accepted; then the
+    disk fills, leaving room for an accept (a row update, a history line) but not for BIG."""
+    sidecar = await sidecar_ws(hub, concurrency=2)
+    first = await api.submit(description="first")
+    second = await api.submit(description="second")
+    assigns = {a["task_id"]: a for a in [await sidecar.assignment(), await sidecar.assignment()]}
+    for name, task_id in (("first", first), ("second", second)):
+        if name in accepted:
+            await sidecar.accept(assigns[task_id])
+    _fill(hub, spare_pages=8)
+    return sidecar, first, second, assigns, hub.core.agents["agent-1"]
+
+
 async def test_a_turn_whose_transaction_sqlite_rolled_back_acknowledges_none_of_it(make_hub, sidecar_ws) -> None:
     """Two frames in one loop turn share a group commit; the second fills the disk and SQLite
     rolls the whole transaction back, the first frame's write with it: that write must not be
@@ -147,13 +162,7 @@ async def test_a_turn_whose_transaction_sqlite_rolled_back_acknowledges_none_of_
     hub = await make_hub()
     api = Api(hub)
     try:
-        sidecar = await sidecar_ws(hub, concurrency=2)
-        first = await api.submit(description="first")
-        second = await api.submit(description="second")
-        assigns = {a["task_id"]: a for a in [await sidecar.assignment(), await sidecar.assignment()]}
-        await sidecar.accept(assigns[second])
-        agent = hub.core.agents["agent-1"]
-        _fill(hub, spare_pages=8)  # room for an accept (a row update, a history line), not for BIG
+        sidecar, first, second, assigns, agent = await _two_held_then_full(hub, sidecar_ws, api, "second")
 
         hub.store.group.begin()  # what the socket handler does for frames read in one turn
         hub.core.accepted(agent, m.TaskAccepted(task_id=first, generation=assigns[first]["generation"]))
@@ -162,6 +171,8 @@ async def test_a_turn_whose_transaction_sqlite_rolled_back_acknowledges_none_of_
             hub.core.complete(agent, m.TaskComplete(task_id=second, generation=assigns[second]["generation"],
                                                     result=result(output=BIG)))
         assert hub.core.tasks[first].status == "assigned"  # memory is back to what the file holds
+        events = [r[0] for r in hub.conn.execute("SELECT event FROM task_history WHERE task_id = ?", (first,))]
+        assert "accepted" not in events  # the reload's reads did not write the lost turn's history line
         assert await hub.store.group.committed() is False
 
         code, reason = await sidecar.closed()  # its held ack acknowledged a lost write
@@ -188,14 +199,7 @@ async def test_a_lost_turn_writes_none_of_its_deferred_rows_and_totals_stay_the_
     hub = await make_hub()
     api = Api(hub)
     try:
-        sidecar = await sidecar_ws(hub, concurrency=2)
-        first = await api.submit(description="first")
-        second = await api.submit(description="second")
-        assigns = {a["task_id"]: a for a in [await sidecar.assignment(), await sidecar.assignment()]}
-        await sidecar.accept(assigns[first])
-        await sidecar.accept(assigns[second])
-        agent = hub.core.agents["agent-1"]
-        _fill(hub, spare_pages=8)
+        _, first, second, assigns, agent = await _two_held_then_full(hub, sidecar_ws, api, "first", "second")
 
         hub.store.group.begin()
         hub.core.complete(agent, m.TaskComplete(task_id=first, generation=assigns[first]["generation"], result=result()))
@@ -218,31 +222,6 @@ async def test_a_lost_turn_writes_none_of_its_deferred_rows_and_totals_stay_the_
         assert hub.core.totals_nano == hub.store.totals_nano() and hub.core.totals_nano["executions"] == 2
         _healthy(hub, [first, second])
     finally:
-        api.close()
-
-
-async def test_the_history_line_of_an_accept_in_a_lost_turn_is_not_written(make_hub, sidecar_ws) -> None:
-    hub = await make_hub()
-    api = Api(hub)
-    try:
-        sidecar = await sidecar_ws(hub, concurrency=2)
-        first = await api.submit(description="first")
-        second = await api.submit(description="second")
-        assigns = {a["task_id"]: a for a in [await sidecar.assignment(), await sidecar.assignment()]}
-        await sidecar.accept(assigns[second])
-        agent = hub.core.agents["agent-1"]
-        _fill(hub, spare_pages=8)
-
-        hub.store.group.begin()
-        hub.core.accepted(agent, m.TaskAccepted(task_id=first, generation=assigns[first]["generation"]))
-        with pytest.raises(StoreUnavailable):
-            hub.core.complete(agent, m.TaskComplete(task_id=second, generation=assigns[second]["generation"],
-                                                    result=result(output=BIG)))
-        assert await hub.store.group.committed() is False
-        events = [r[0] for r in hub.conn.execute("SELECT event FROM task_history WHERE task_id = ? ORDER BY id", (first,))]
-        assert "accepted" not in events and hub.core.tasks[first].status == "assigned"
-    finally:
-        _free(hub)
         api.close()
 
 
