@@ -189,7 +189,7 @@ class ModelRouter:
                 selected_model=target.model if same else None, fallback_used=not same,
                 fallback_from_tier=None if same else tier, fallback_reason=None if same else "no_healthy_endpoint",
                 candidate_count=sum(serves(kind) in a.capabilities for a in agents),
-                classification_reason=view.reason or explain(view.complexity), estimated_cost_tier="local", decided_at=now)
+                classification_reason=view.reason, estimated_cost_tier="local", decided_at=now)
             return Routed(decision, Target(kind, decision.selected_model), detail=f"a sidecar serves {kind} itself")
         return None
 

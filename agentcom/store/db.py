@@ -122,11 +122,12 @@ class transaction:  # noqa: N801 - used like the context manager function it rep
         return self.conn
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if kind is not None and self.group is not None:  # what the block deferred goes with it
-            del self.group._deferred[self.mark:]
-        if kind is not None and self.group is not None and not self.conn.in_transaction:
-            self.group._lost = True  # SQLite dropped the whole turn: what it deferred must never be written
-            self.group._deferred.clear()
+        if kind is not None and self.group is not None:
+            if self.conn.in_transaction:  # what the block deferred goes with it
+                del self.group._deferred[self.mark:]
+            else:  # SQLite dropped the whole turn: nothing it deferred may ever be written
+                self.group._lost = True
+                self.group._deferred.clear()
         if self.nested and not self.savepoint:  # SQLite undid the failing statement itself
             return
         if not self.conn.in_transaction:
